@@ -1,0 +1,1 @@
+"""Planned-energy layer: G-code reading, motion planning, energy model and voxel grid."""
