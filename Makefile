@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
-EXTRAS ?= dev,video
+EXTRAS ?= dev,video,platform
 
 .PHONY: demo test bench system-deps venv clean
 

@@ -39,8 +39,8 @@ F_PREV_FEED, F_PREV_SAFE = 44, 45
 F_PREV_AX = 46  # 46..49 previous block's axis feedrates
 F_HOME_F = 50  # 50..52 homing feedrate x,y,z
 F_ARC_SEG = 53
-F_FILAMENT_MM = 54  # net filament pushed (E>0 sum of extrusion) for totals
-F_RETRACT_MM = 55
+F_E_NET = 54  # net commanded E (mm of filament, before M221 flow scaling)
+F_RDEPTH = 55  # commanded filament currently retracted (not yet primed again), mm
 F_PREV_UX, F_PREV_UY, F_PREV_UZ = 56, 57, 58  # previous unit vector (junction deviation)
 F_MAXX, F_MAXY, F_MAXZ, F_MINX, F_MINY, F_MINZ = 59, 60, 61, 62, 63, 64  # extrusion bbox
 F_DWELL_S = 65
@@ -536,10 +536,13 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
         fs[F_MAXY] = max(fs[F_MAXY], fs[F_Y], y1)
         fs[F_MAXZ] = max(fs[F_MAXZ], fs[F_Z], z1)
     blk[b, B_LAYER] = is_[I_LAYER]
-    if de > 0.0:
-        fs[F_FILAMENT_MM] += de
-    elif de < 0.0:
-        fs[F_RETRACT_MM] -= de
+    # filament used = net E + what is still retracted (retracted filament was never deposited;
+    # PrusaSlicer's Extruder::used_filament counts the same way)
+    fs[F_E_NET] += de_logical
+    if de_logical < 0.0:
+        fs[F_RDEPTH] -= de_logical
+    else:
+        fs[F_RDEPTH] = max(0.0, fs[F_RDEPTH] - de_logical)
     # state for the next junction
     fs[F_PREV_FEED] = cruise
     fs[F_PREV_SAFE] = safe

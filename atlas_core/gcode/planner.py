@@ -21,7 +21,8 @@ import numpy as np
 from numba import njit
 
 from . import kernel as K
-from .machine import HeaterModel, MachineProfile
+from .machine import MachineProfile
+from .thermal import _time_to, heater_step, loss_w_per_k
 from .moves import MoveTable
 
 FLAVORS = {
@@ -109,8 +110,9 @@ class PlanStats:
     bad_words: int = 0
     arcs: int = 0
     layers: int = 0
-    filament_mm: float = 0.0
-    retracted_mm: float = 0.0
+    filament_mm: float = 0.0  # commanded filament deposited: net E + final retraction (before M221 flow)
+    final_retraction_mm: float = 0.0
+    flow_factor: float = 1.0
     dwell_s: float = 0.0
     heat_wait_s: float = 0.0
     heat_waits_unreachable: int = 0
@@ -173,73 +175,43 @@ class Planner:
                     [float(fs[K.F_MAXX]), float(fs[K.F_MAXY]), float(fs[K.F_MAXZ])]]
         return PlanStats(lines=int(is_[K.I_LINE]), g1_blocks=int(is_[K.I_G1_COUNT]),
                          unknown_commands=int(is_[K.I_UNKNOWN]), bad_words=int(is_[K.I_BAD_WORDS]),
-                         arcs=int(is_[K.I_ARCS]), layers=layers, filament_mm=float(fs[K.F_FILAMENT_MM]),
-                         retracted_mm=float(fs[K.F_RETRACT_MM]), dwell_s=float(fs[K.F_DWELL_S]), bbox_mm=bbox)
+                         arcs=int(is_[K.I_ARCS]), layers=layers, filament_mm=float(fs[K.F_E_NET] + fs[K.F_RDEPTH]),
+                         final_retraction_mm=float(fs[K.F_RDEPTH]), flow_factor=float(fs[K.F_FLOW_FACTOR]),
+                         dwell_s=float(fs[K.F_DWELL_S]), bbox_mm=bbox)
 
 
 # ------------------------------------------------------------------ heater waits
-def _heater_params(model: HeaterModel, fan_scalable: bool) -> tuple[float, float, float, float]:
-    k_fan = model.loss_w_per_k_fan_full if (fan_scalable and model.loss_w_per_k_fan_full) else model.loss_w_per_k
-    return model.power_w, model.heat_capacity_j_per_k, model.loss_w_per_k, k_fan
-
-
 @njit(cache=True)
-def _evolve(temp, target, dt, p_w, c_j_k, k_w_k, amb):
-    """First-order heater under bang-bang-with-hold control for dt seconds (analytic)."""
-    if dt <= 0.0:
-        return temp
-    tau = c_j_k / k_w_k if k_w_k > 0 else 1e12
-    if target > temp:
-        t_inf = amb + p_w / k_w_k if k_w_k > 0 else 1e12
-        if target >= t_inf:
-            return t_inf - (t_inf - temp) * math.exp(-dt / tau)
-        t_reach = tau * math.log((t_inf - temp) / (t_inf - target))
-        if dt >= t_reach:
-            return target
-        return t_inf - (t_inf - temp) * math.exp(-dt / tau)
-    floor = max(target, amb) if target > 0 else amb
-    new = amb + (temp - amb) * math.exp(-dt / tau)
-    return max(new, floor) if temp >= floor else temp
-
-
-@njit(cache=True)
-def _wait_time(temp, target, p_w, c_j_k, k_w_k, amb):
-    """Seconds for the heater at full power to go from temp to target (inf if unreachable)."""
-    if target <= temp + 1.0:  # firmware tolerance band (Marlin TEMP_WINDOW 1 K)
+def _wait_s(temp, target, p_w, c, k, window_k, residency_s, amb):
+    """M109/M190 wait: heat at full power into the firmware's window, then the residency time."""
+    if target <= 0.0 or temp >= target - window_k:
         return 0.0
-    if k_w_k <= 0:
-        return c_j_k * (target - temp) / p_w
-    t_inf = amb + p_w / k_w_k
-    if target >= t_inf:
-        return np.inf
-    return (c_j_k / k_w_k) * math.log((t_inf - temp) / (t_inf - target))
+    return _time_to(temp, target - window_k, p_w, c, k, 0.0, amb) + residency_s
 
 
 @njit(cache=True)
-def _settle_waits(dur, kind, wait_heater, hot, bed, chamber, fan, params, amb, max_wait_s, temps):
-    """Size every heater-wait row from the heaters' simulated temperatures (temps carried in/out)."""
-    th, tb, tc = temps[0], temps[1], temps[2]
+def _settle_waits(dur, kind, wait_heater, targets, k_rows, params, amb, max_wait_s, temps):
+    """Size heater-wait rows from the simulated heater temperatures (temps carried in/out).
+
+    targets/k_rows: (rows, 3) set-point and loss coefficient of hotend, bed, chamber;
+    params: (3, 4) power W, heat capacity J/K, window K, residency s (power 0 = heater absent).
+    """
     bad = 0
     for r in range(dur.shape[0]):
-        k_hot = params[0, 2] + fan[r] * (params[0, 3] - params[0, 2])
         if kind[r] == 5:
-            w = wait_heater[r]
+            h = wait_heater[r] - 1
             d = 0.0
-            if w == 1:
-                d = _wait_time(th, hot[r], params[0, 0], params[0, 1], k_hot, amb)
-            elif w == 2:
-                d = _wait_time(tb, bed[r], params[1, 0], params[1, 1], params[1, 2], amb)
-            elif w == 3 and params[2, 0] > 0:
-                d = _wait_time(tc, chamber[r], params[2, 0], params[2, 1], params[2, 2], amb)
+            if 0 <= h < 3 and params[h, 0] > 0.0:
+                d = _wait_s(temps[h], targets[r, h], params[h, 0], params[h, 1], k_rows[r, h], params[h, 2],
+                            params[h, 3], amb)
             if not math.isfinite(d) or d > max_wait_s:
                 bad += 1
                 d = max_wait_s
             dur[r] = d
-        th = _evolve(th, hot[r], dur[r], params[0, 0], params[0, 1], k_hot, amb)
-        tb = _evolve(tb, bed[r], dur[r], params[1, 0], params[1, 1], params[1, 2], amb)
-        if params[2, 0] > 0:
-            tc = _evolve(tc, chamber[r], dur[r], params[2, 0], params[2, 1], params[2, 2], amb)
-    temps[0], temps[1], temps[2] = th, tb, tc
+        for h in range(3):
+            if params[h, 0] > 0.0:
+                _, temps[h] = heater_step(temps[h], dur[r], targets[r, h], params[h, 0], params[h, 1],
+                                          k_rows[r, h], 0.0, amb)
     return bad
 
 
@@ -247,12 +219,18 @@ MAX_HEAT_WAIT_S = 3600.0
 
 
 class HeaterWaitSettler:
-    """Sizes M109/M190/M191 waits chunk by chunk and shifts later rows by the accumulated wait time."""
+    """Sizes M109/M190/M191 waits chunk by chunk and shifts later rows by the accumulated wait time.
+
+    Uses the thermal model of ``thermal.py`` (first-order heater, bang-bang with hold); heaters warm up
+    during the moves before a wait, so a wait after a long homing/probing sequence is shorter.
+    """
 
     def __init__(self, profile: MachineProfile):
+        self.profile = profile
+        heaters = (profile.hotend, profile.bed)
         self.params = np.zeros((3, 4))
-        self.params[0] = _heater_params(profile.hotend, True)
-        self.params[1] = _heater_params(profile.bed, False)
+        for h, m in enumerate(heaters):
+            self.params[h] = (m.power_w, m.heat_capacity_j_per_k, m.window_k, m.residency_s)
         self.ambient_c = float(profile.ambient_c)
         self.temps_c = np.full(3, self.ambient_c)
         self.shift_s = 0.0
@@ -264,9 +242,12 @@ class HeaterWaitSettler:
             return
         dur = f[:, K.O_T1] - f[:, K.O_T0]
         waits = i[:, K.OI_KIND] == K.K_HEAT_WAIT
-        self.unreachable += _settle_waits(dur, i[:, K.OI_KIND], i[:, K.OI_WAIT], f[:, K.O_HOT], f[:, K.O_BED],
-                                          f[:, K.O_CHAMBER], f[:, K.O_FAN], self.params, self.ambient_c,
-                                          MAX_HEAT_WAIT_S, self.temps_c)
+        targets = np.ascontiguousarray(f[:, [K.O_HOT, K.O_BED, K.O_CHAMBER]])
+        k_rows = np.zeros_like(targets)
+        k_rows[:, 0] = loss_w_per_k(self.profile.hotend, f[:, K.O_FAN])
+        k_rows[:, 1] = self.profile.bed.loss_w_per_k
+        self.unreachable += _settle_waits(dur, i[:, K.OI_KIND], i[:, K.OI_WAIT], targets, k_rows, self.params,
+                                          self.ambient_c, MAX_HEAT_WAIT_S, self.temps_c)
         added = np.cumsum(np.where(waits, dur, 0.0))
         f[:, K.O_T1] += self.shift_s + added
         f[:, K.O_T0] = f[:, K.O_T1] - dur

@@ -1,0 +1,3 @@
+from atlas_core.cli import main
+
+raise SystemExit(main())

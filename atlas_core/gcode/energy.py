@@ -1,0 +1,243 @@
+"""Planned electrical energy of a print, per move and per component.
+
+Every per-move value is the ELECTRICAL (DC, after the PSU) energy drawn during that row's time interval
+(``thermal.interval_lengths_s``: back-to-back rows, a gap is charged to the row after it), so the sum over
+moves equals the total, and dwell / heater-wait rows carry the heater and electronics energy of their
+time. Components (J):
+
+* ``kinetic``: mechanical work of the axis drives / ``drive_efficiency``. Per axis a (x, y, z, e), with
+  the axis velocity v_a = v·Δa/dist along the trapezoid: ½·m_a·(v_a,cruise² − v_a,entry²) for the
+  acceleration phase, plus the positive part of the instantaneous junction jump from the previous row's
+  exit velocity (a reversal costs the full ½·m·v_entry²). Deceleration work is lost (no regenerative
+  braking), so only positive kinetic-energy changes count. Plus Coulomb friction F_a·|Δa| and gravity
+  m_z·g·lift (the Z mass rises with +Z when ``z_moves == "head"``, with −Z when ``"bed"``).
+  CoreXY is computed in Cartesian X/Y: kinetic energy is frame-independent; only the no-regeneration
+  bookkeeping per motor (A = X+Y, B = X−Y) would differ, which is not modelled. Stepper coil (I²R)
+  losses are NOT here: they are constant while the drivers are energised and sit in ``electronics``.
+* ``hotend`` / ``bed``: heater energy from ``thermal.simulate_heater`` (bang-bang with exact hold) over
+  the set-point columns; the part-fan column raises the hotend loss coefficient. ``hotend`` is the
+  heater energy MINUS the filament heat (so it is the block's losses plus its own heating): the heater
+  supplies the filament heat, reported only once, as ``material``.
+* ``material``: heat carried away by newly extruded filament, m·(c_p·(T_set − T_amb) + X_c·ΔH_f), with
+  m = ρ·π(d/2)²·E_new. E_new is the filament that passes the previous high-water mark of the cumulative E
+  (per tool), so retract/unretract pairs, wipes and restart extras are counted once, net. In the heater
+  simulation this filament is an extra loss c_p·ρ·A·(dE/dt)·(T − T_amb) plus a sink ρ·A·X_c·ΔH_f·dE/dt,
+  which is what Marlin MPC does with FILAMENT_HEAT_CAPACITY_PERMM. A row's material energy is capped at its
+  heater energy (the block cannot give more than the heater supplied in that row: cold extrusion /
+  starved heater), so ``hotend`` is never negative; zero-length rows carry no material energy.
+* ``electronics``: ``electronics_w`` × interval (board, display, fans, energised steppers).
+
+``total_j`` is the DC total; ``total_wall_j`` = total / ``psu_efficiency``. No chamber heater is modelled.
+
+Streaming: ``compute_energy_chunk`` takes consecutive chunks of one timeline with an ``EnergyState``
+(heater temperatures, last time, last axis velocities, filament high-water marks) and gives the same
+per-move figures as ``compute_energy`` on the concatenated table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .machine import MachineProfile, Material, Mechanics
+from .moves import EXTRUDE, MoveTable
+from .thermal import interval_lengths_s, simulate_heater
+
+G_M_S2 = 9.80665  # standard gravity (3rd CGPM 1901, ISO 80000-3)
+COMPONENTS = ("kinetic", "hotend", "bed", "material", "electronics")
+
+
+@dataclass
+class EnergyState:
+    """What crosses a chunk boundary of one print's timeline."""
+
+    hotend_temp_c: float
+    bed_temp_c: float
+    t_last_s: float | None = None  # latest row end seen so far
+    v_exit_m_s: np.ndarray = field(default_factory=lambda: np.zeros(4))  # last row's exit velocity per axis
+    e_cum_mm: dict[int, float] = field(default_factory=dict)  # cumulative E per tool
+    e_high_mm: dict[int, float] = field(default_factory=dict)  # its high-water mark per tool
+
+    @classmethod
+    def initial(cls, profile: MachineProfile) -> "EnergyState":
+        """Cold machine: both heaters at ambient, at rest, no filament fed."""
+        return cls(hotend_temp_c=float(profile.ambient_c), bed_temp_c=float(profile.ambient_c))
+
+
+@dataclass
+class EnergyResult:
+    kinetic_j: np.ndarray
+    hotend_j: np.ndarray
+    bed_j: np.ndarray
+    material_j: np.ndarray
+    electronics_j: np.ndarray
+    total_j: np.ndarray  # per move, sum of the components
+    hotend_temp_c: np.ndarray  # hotend block temperature at each row's end
+    bed_temp_c: np.ndarray
+    totals_j: dict[str, float] = field(default_factory=dict)  # per component + "total" (DC)
+    total_wall_j: float = 0.0  # total / psu_efficiency
+    heatup_j: dict[str, float] = field(default_factory=dict)  # rows before the first extrusion
+    heatup_rows: int = 0  # number of rows counted in heatup_j
+
+    @property
+    def per_move_j(self) -> dict[str, np.ndarray]:
+        """Component name -> per-move energy (J); the mapping the voxel grid takes."""
+        return {c: getattr(self, f"{c}_j") for c in COMPONENTS}
+
+
+# ------------------------------------------------------------------ kinetic
+def _direction_cosines(moves: MoveTable) -> np.ndarray:
+    """(n, 4) axis displacement per unit path length (x, y, z, e); zeros for zero-distance rows."""
+    d = np.stack([np.asarray(moves.x1_mm, np.float64) - moves.x0_mm,
+                  np.asarray(moves.y1_mm, np.float64) - moves.y0_mm,
+                  np.asarray(moves.z1_mm, np.float64) - moves.z0_mm,
+                  np.asarray(moves.e_mm, np.float64)], axis=1)
+    dist = np.asarray(moves.dist_mm, np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(dist > 0, d / np.where(dist > 0, dist, 1.0), 0.0)
+
+
+def _axis_velocities_m_s(moves: MoveTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Signed per-axis (n, 4) entry, cruise and exit velocities in m/s."""
+    u = _direction_cosines(moves) * 1e-3  # mm/s -> m/s folded in
+    return (u * np.asarray(moves.v_entry_mm_s, np.float64)[:, None],
+            u * np.asarray(moves.v_cruise_mm_s, np.float64)[:, None],
+            u * np.asarray(moves.v_exit_mm_s, np.float64)[:, None])
+
+
+def inertial_work_j(moves: MoveTable, mass_kg, v_prev_exit_m_s=None) -> np.ndarray:
+    """Positive kinetic-energy increments per row and axis, (n, 4) J (no regeneration).
+
+    ``v_prev_exit_m_s`` (4,) is the exit velocity of the row before the first one (a previous chunk).
+    """
+    v_in, v_cr, v_out = _axis_velocities_m_s(moves)
+    v_prev = np.zeros_like(v_out)
+    v_prev[1:] = v_out[:-1]
+    if v_prev_exit_m_s is not None and len(v_prev):
+        v_prev[0] = v_prev_exit_m_s
+    kept = np.where(v_prev * v_in > 0, v_prev**2, 0.0)  # same direction: only the increase costs
+    dke = np.maximum(v_in**2 - kept, 0.0) + np.maximum(v_cr**2 - v_in**2, 0.0)
+    return 0.5 * np.asarray(mass_kg, np.float64)[None, :] * dke
+
+
+def motion_work_j(moves: MoveTable, mech: Mechanics, v_prev_exit_m_s=None) -> dict[str, np.ndarray]:
+    """Mechanical work per row (J), before drive losses: inertial, friction, gravity."""
+    u_abs = np.abs(np.stack([np.asarray(moves.x1_mm, np.float64) - moves.x0_mm,
+                             np.asarray(moves.y1_mm, np.float64) - moves.y0_mm,
+                             np.asarray(moves.z1_mm, np.float64) - moves.z0_mm,
+                             np.asarray(moves.e_mm, np.float64)], axis=1)) * 1e-3  # m
+    friction = u_abs @ np.asarray(mech.friction_n.as_tuple(), np.float64)
+    dz_m = (np.asarray(moves.z1_mm, np.float64) - moves.z0_mm) * 1e-3
+    lift_m = np.maximum(dz_m if mech.z_moves == "head" else -dz_m, 0.0)
+    gravity = mech.moving_mass_kg.z * G_M_S2 * lift_m
+    inertial = inertial_work_j(moves, mech.moving_mass_kg.as_tuple(), v_prev_exit_m_s).sum(axis=1)
+    return {"inertial": inertial, "friction": friction, "gravity": gravity}
+
+
+def kinetic_energy_j(moves: MoveTable, mech: Mechanics, v_prev_exit_m_s=None) -> np.ndarray:
+    """Electrical energy of the motion per row: (inertial + friction + gravity work) / drive_efficiency."""
+    w = motion_work_j(moves, mech, v_prev_exit_m_s)
+    return (w["inertial"] + w["friction"] + w["gravity"]) / mech.drive_efficiency
+
+
+# ------------------------------------------------------------------ material
+def new_filament_mm(e_mm, tool=None, state: EnergyState | None = None) -> np.ndarray:
+    """Filament entering the melt zone for the first time per row (mm, >= 0).
+
+    Per tool, the increase of the running maximum of cumulative E (starting at 0, or at the marks in
+    ``state``, which are updated): retractions followed by the matching unretraction give 0, extra
+    priming counts.
+    """
+    e = np.asarray(e_mm, np.float64)
+    out = np.zeros_like(e)
+    tools = np.zeros(e.shape, np.int64) if tool is None else np.asarray(tool).astype(np.int64)
+    for t in np.unique(tools).tolist():
+        idx = np.flatnonzero(tools == t)
+        c0 = state.e_cum_mm.get(t, 0.0) if state else 0.0
+        h0 = state.e_high_mm.get(t, 0.0) if state else 0.0
+        cum = c0 + np.cumsum(e[idx])
+        hw = np.maximum.accumulate(np.maximum(cum, h0))
+        out[idx] = np.diff(hw, prepend=h0)
+        if state is not None:
+            state.e_cum_mm[t], state.e_high_mm[t] = float(cum[-1]), float(hw[-1])
+    return out
+
+
+def filament_mass_g(e_mm, material: Material):
+    """Mass of filament (g): ρ·π(d/2)²·E (float for a scalar)."""
+    m = np.asarray(e_mm, np.float64) * material.mass_g_per_mm
+    return float(m) if m.ndim == 0 else m
+
+
+def filament_heat_j(e_mm, t_set_c, material: Material, ambient_c: float = 25.0) -> np.ndarray:
+    """Heat to bring filament from ambient to the set-point and melt its crystalline part (J):
+    m·(c_p·(T_set − T_amb) + X_c·ΔH_f), 0 where T_set <= ambient."""
+    m = filament_mass_g(e_mm, material)
+    dt = np.maximum(np.asarray(t_set_c, np.float64) - ambient_c, 0.0)
+    heat = m * (material.cp_j_per_gk * dt + material.crystallinity * material.latent_heat_j_per_g)
+    return np.where(dt > 0, heat, 0.0)
+
+
+# ------------------------------------------------------------------ total
+def _chunk(moves: MoveTable, profile: MachineProfile, mat: Material, state: EnergyState):
+    """Per-move components of one chunk; advances ``state``. Returns (parts, hotend temps, bed temps)."""
+    amb = float(profile.ambient_c)
+    dt = interval_lengths_s(moves.t_start_s, moves.t_end_s, state.t_last_s)
+    if not (np.all(np.isfinite(dt)) and np.all(np.isfinite(np.asarray(moves.e_mm, np.float64)))):
+        raise ValueError("compute_energy: non-finite times or E in the move table")
+    kinetic = kinetic_energy_j(moves, profile.mechanics, state.v_exit_m_s)
+
+    e_new = new_filament_mm(moves.e_mm, moves.tool, state)
+    hot_set = np.asarray(moves.hotend_target_c, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(dt > 0, e_new / np.where(dt > 0, dt, 1.0), 0.0)  # mm/s of new filament
+    hot = simulate_heater(profile.hotend, moves.t_start_s, moves.t_end_s, hot_set, fan=moves.fan,
+                          ambient_c=amb, temp0_c=state.hotend_temp_c, t_prev_end_s=state.t_last_s,
+                          extra_loss_w_per_k=rate * mat.heat_capacity_j_per_k_mm,
+                          extra_load_w=rate * mat.latent_j_per_mm)
+    bed = simulate_heater(profile.bed, moves.t_start_s, moves.t_end_s, moves.bed_target_c, ambient_c=amb,
+                          temp0_c=state.bed_temp_c, t_prev_end_s=state.t_last_s)
+
+    demand = np.where(dt > 0, filament_heat_j(e_new, hot_set, mat, amb), 0.0)
+    material_j = np.minimum(demand, hot.energy_j)
+    parts = {"kinetic": kinetic, "hotend": hot.energy_j - material_j, "bed": bed.energy_j,
+             "material": material_j, "electronics": profile.electronics_w * dt}
+
+    if len(moves):
+        state.hotend_temp_c = float(hot.temp_end_c[-1])
+        state.bed_temp_c = float(bed.temp_end_c[-1])
+        t_max = float(np.max(moves.t_end_s))
+        state.t_last_s = t_max if state.t_last_s is None else max(state.t_last_s, t_max)
+        state.v_exit_m_s = _axis_velocities_m_s(moves.take(slice(-1, None)))[2][0]
+    return parts, hot.temp_end_c, bed.temp_end_c
+
+
+def compute_energy_chunk(moves: MoveTable, profile: MachineProfile, material: Material | None,
+                         state: EnergyState) -> dict[str, np.ndarray]:
+    """Per-move energies (component -> J array) of the next chunk of a timeline; advances ``state``."""
+    mat = profile.material if material is None else material
+    return _chunk(moves, profile, mat, state)[0]
+
+
+def compute_energy(moves: MoveTable, profile: MachineProfile, material: Material | None = None) -> EnergyResult:
+    """Per-move planned electrical energy (J) of a move table on a machine; see the module docstring."""
+    mat = profile.material if material is None else material
+    n = len(moves)
+    state = EnergyState.initial(profile)
+    parts, hot_temp, bed_temp = _chunk(moves, profile, mat, state)
+    total = np.zeros(n)
+    for v in parts.values():
+        total = total + v
+    totals = {c: float(v.sum()) for c, v in parts.items()}
+    totals["total"] = float(total.sum())
+
+    ext = np.flatnonzero(np.asarray(moves.kind) == EXTRUDE)
+    n_heat = int(ext[0]) if ext.size else n
+    heatup = {c: float(v[:n_heat].sum()) for c, v in parts.items()}
+    heatup["total"] = float(total[:n_heat].sum())
+
+    return EnergyResult(kinetic_j=parts["kinetic"], hotend_j=parts["hotend"], bed_j=parts["bed"],
+                        material_j=parts["material"], electronics_j=parts["electronics"], total_j=total,
+                        hotend_temp_c=hot_temp, bed_temp_c=bed_temp, totals_j=totals,
+                        total_wall_j=totals["total"] / profile.psu_efficiency, heatup_j=heatup,
+                        heatup_rows=n_heat)
