@@ -45,6 +45,8 @@ F_PREV_UX, F_PREV_UY, F_PREV_UZ = 56, 57, 58  # previous unit vector (junction d
 F_MAXX, F_MAXY, F_MAXZ, F_MINX, F_MINY, F_MINZ = 59, 60, 61, 62, 63, 64  # extrusion bbox
 F_DWELL_S = 65
 F_TEMP_T = 66  # 66..73 per-tool hotend set-points
+F_HOMING_S = 74  # time spent in G28 homing moves
+F_FW_RETRACT_MM = 75  # filament moved by firmware retraction (G10/G11), both directions
 NF = 80
 
 # ---------------------------------------------------------------- int state (is_) indices
@@ -312,6 +314,8 @@ def _finish_blocks(fs, is_, blk, keep, out_f, out_i, n_out):
     n_emit = n - keep
     for i in range(n_emit):
         t = _block_time(blk, i)
+        if blk[i, B_KIND] == K_HOMING:
+            fs[F_HOMING_S] += t
         t0 = fs[F_TIME]
         fs[F_TIME] = t0 + t
         o = n_out
@@ -825,18 +829,15 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                 _parse_words(buf, k2, line_end, vals, has)
                 if has[15] != 0 or has[11] != 0 or (code == 10 and (has[23] != 0 or has[24] != 0)):
                     pass
-                elif code == 10 and is_[I_FW_RETRACTED] == 0:
-                    is_[I_FW_RETRACTED] = 1
-                    e_target = fs[F_E] - fs[F_FW_LEN]
-                    n_out = _add_block(fs, is_, blk, fs[F_X], fs[F_Y], fs[F_Z], e_target, fs[F_FW_FEED],
-                                       K_RETRACT, line_no, out_f, out_i, n_out)
-                    fs[F_E] += fs[F_FW_LEN]  # firmware retraction does not move the logical E axis
-                elif code == 11 and is_[I_FW_RETRACTED] == 1:
-                    is_[I_FW_RETRACTED] = 0
-                    e_target = fs[F_E] + fs[F_FW_LEN]
-                    n_out = _add_block(fs, is_, blk, fs[F_X], fs[F_Y], fs[F_Z], e_target, fs[F_FW_REC_FEED],
-                                       K_UNRETRACT, line_no, out_f, out_i, n_out)
-                    fs[F_E] -= fs[F_FW_LEN]
+                elif (code == 10) != (is_[I_FW_RETRACTED] == 1):
+                    # Firmware retraction: like the slicers' estimators (PrusaSlicer GCodeProcessor::process_G10)
+                    # it takes no planned time; filament bookkeeping follows it and the firmware's own
+                    # retract time is reported separately from F_FW_RETRACT_MM / retract speed.
+                    is_[I_FW_RETRACTED] = 1 if code == 10 else 0
+                    d = -fs[F_FW_LEN] if code == 10 else fs[F_FW_LEN]
+                    fs[F_E_NET] += d
+                    fs[F_RDEPTH] = fs[F_RDEPTH] - d if d < 0.0 else max(0.0, fs[F_RDEPTH] - d)
+                    fs[F_FW_RETRACT_MM] += abs(d)
             elif code == 20:
                 fs[F_UNITS] = 25.4
             elif code == 21:

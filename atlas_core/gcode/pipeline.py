@@ -47,9 +47,10 @@ class GcodeResult:
     machine: str | None = None
     moves: int = 0
     layers: int = 0
-    print_time_s: float = 0.0  # motion + dwell, comparable to slicer estimates
-    total_time_s: float = 0.0  # including heater waits
+    print_time_s: float = 0.0  # motion + dwell, comparable to slicer estimates (no heater waits, no homing)
+    total_time_s: float = 0.0  # the whole timeline: print + heater waits + homing
     heat_wait_s: float = 0.0
+    homing_s: float = 0.0
     slicer_time_s: float | None = None
     filament_mm: float = 0.0
     slicer_filament_mm: float | None = None
@@ -68,7 +69,7 @@ class GcodeResult:
             "path": self.path, "ok": self.ok, "error": self.error, "slicer": self.slicer,
             "slicer_version": self.slicer_version, "flavor": self.flavor, "machine": self.machine,
             "moves": self.moves, "layers": self.layers, "print_time_s": self.print_time_s,
-            "total_time_s": self.total_time_s, "heat_wait_s": self.heat_wait_s,
+            "total_time_s": self.total_time_s, "heat_wait_s": self.heat_wait_s, "homing_s": self.homing_s,
             "slicer_time_s": self.slicer_time_s, "filament_mm": self.filament_mm,
             "slicer_filament_mm": self.slicer_filament_mm, "filament_g": self.filament_g,
             "energy_j": dict(self.energy_j), "heatup_j": dict(self.heatup_j), "bbox_mm": self.bbox_mm,
@@ -196,13 +197,17 @@ def _analyze(path, options: GcodeOptions, res: GcodeResult) -> None:
     res.moves, res.layers = n_moves, stats.layers
     res.total_time_s = float(settle.shift_s + planner.fs[K.F_TIME])
     res.heat_wait_s = settle.wait_s
-    res.print_time_s = res.total_time_s - res.heat_wait_s
+    res.homing_s = stats.homing_s
+    res.print_time_s = res.total_time_s - res.heat_wait_s - res.homing_s
     res.filament_mm = stats.filament_mm
     res.filament_g = float(energy_mod.filament_mass_g(stats.filament_mm, material))
     res.energy_j = {**totals, "total": float(sum(totals.values()))}
     res.heatup_j = {**heatup, "total": float(sum(heatup.values()))}
     res.bbox_mm = stats.bbox_mm
     res.warnings = list(stats.warnings)
+    if stats.fw_retract_mm:
+        res.warnings.append(f"firmware retraction (G10/G11): {stats.fw_retract_mm:.0f} mm of filament moves timed as "
+                            f"instantaneous, as slicers estimate; at the retract speed they add ~{stats.fw_retract_s:.0f} s")
     if stats.flow_factor != 1.0:
         res.warnings.append(f"M221 flow override {100 * stats.flow_factor:.0f} % in force: filament_mm is the "
                             "commanded length; energy uses the length actually fed")

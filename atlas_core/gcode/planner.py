@@ -114,6 +114,9 @@ class PlanStats:
     final_retraction_mm: float = 0.0
     flow_factor: float = 1.0
     dwell_s: float = 0.0
+    homing_s: float = 0.0
+    fw_retract_mm: float = 0.0
+    fw_retract_s: float = 0.0  # firmware retraction time at the retract speed (not in the planned timeline)
     heat_wait_s: float = 0.0
     heat_waits_unreachable: int = 0
     bbox_mm: list[list[float]] | None = None
@@ -177,7 +180,9 @@ class Planner:
                          unknown_commands=int(is_[K.I_UNKNOWN]), bad_words=int(is_[K.I_BAD_WORDS]),
                          arcs=int(is_[K.I_ARCS]), layers=layers, filament_mm=float(fs[K.F_E_NET] + fs[K.F_RDEPTH]),
                          final_retraction_mm=float(fs[K.F_RDEPTH]), flow_factor=float(fs[K.F_FLOW_FACTOR]),
-                         dwell_s=float(fs[K.F_DWELL_S]), bbox_mm=bbox)
+                         dwell_s=float(fs[K.F_DWELL_S]), homing_s=float(fs[K.F_HOMING_S]),
+                         fw_retract_mm=float(fs[K.F_FW_RETRACT_MM]),
+                         fw_retract_s=float(fs[K.F_FW_RETRACT_MM] / max(fs[K.F_FW_FEED], 1e-3)), bbox_mm=bbox)
 
 
 # ------------------------------------------------------------------ heater waits
