@@ -49,9 +49,12 @@ def _out_stem(out: Path, path: str, seen: dict[str, int]) -> Path:
 def _write_outputs(res, stem: Path, fmt: str) -> None:
     from atlas_core.atomic import atomic_write_text
 
+    def named(suffix: str) -> Path:  # names like "x-2.5.0_part" carry dots: never use with_suffix
+        return stem.parent / f"{stem.name}{suffix}"
+
     if res.grid is not None:
-        res.grid.to_zarr(stem.with_suffix(".zarr")) if fmt == "zarr" else res.grid.to_hdf5(stem.with_suffix(".h5"))
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(res.summary(), allow_nan=False, indent=1))
+        res.grid.to_zarr(named(".zarr")) if fmt == "zarr" else res.grid.to_hdf5(named(".h5"))
+    atomic_write_text(named(".json"), json.dumps(res.summary(), allow_nan=False, indent=1))
 
 
 def run(args) -> int:
