@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -30,7 +31,8 @@ from atlas_resources.sources import (
 )
 from atlas_resources.storage import AtlasStorage, CommitResult, storage_from_env
 
-DEFAULT_SLICE100K_ROOT = "./data/slice100k"
+# local default: the G-code samples bundled with the repository (make demo)
+DEFAULT_SLICE100K_ROOT = str(Path(__file__).resolve().parents[1] / "samples" / "gcode")
 DEFAULT_EGOCENTRIC_LOCAL_ROOT = "./data/egocentric10k"
 
 __all__ = [

@@ -38,7 +38,10 @@ from atlas_resources import _fs
 
 MANIFEST_NAME = "_atlas.json"
 MANIFEST_SCHEMA = "atlas.item/1"
-DEFAULT_LOCAL_ROOT = "./dagster_home/storage"
+def _default_local_root() -> str:
+    """$DAGSTER_HOME/storage/atlas (its own folder: Dagster's IO manager also writes under storage/)."""
+    home = os.environ.get("DAGSTER_HOME") or "./dagster_home"
+    return os.path.join(home, "storage", "atlas")
 TMP_RE = re.compile(r"^(?P<name>.+)\.(?P<kind>tmp|old)-(?P<uuid>[0-9a-f]{32})$")
 VERSION_RE = re.compile(r"^v-[0-9a-zA-Z_-]*-[0-9a-f]{8}$")
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._=+-]+$")
@@ -113,7 +116,7 @@ class AtlasStorage(dg.ConfigurableResource):
     AWS_SESSION_TOKEN, ATLAS_S3_ENDPOINT_URL or AWS_ENDPOINT_URL.
     """
 
-    root: str = Field(default=DEFAULT_LOCAL_ROOT, description="Local folder or s3://bucket/prefix.")
+    root: str = Field(default_factory=_default_local_root, description="Local folder or s3://bucket/prefix.")
     format: Literal["zarr", "hdf5"] = Field(default="zarr", description="Dataset payload format.")
 
     # ------------------------------------------------------------------ paths
@@ -464,11 +467,11 @@ def _mtime_of(info: dict[str, Any]) -> float:
 
 
 def storage_from_env(env: str | None = None) -> AtlasStorage:
-    """AtlasStorage for ATLAS_ENV=local (ATLAS_STORAGE_ROOT, default ./dagster_home/storage) or s3 (ATLAS_S3_ROOT)."""
+    """AtlasStorage for ATLAS_ENV=local (ATLAS_STORAGE_ROOT, default $DAGSTER_HOME/storage/atlas) or s3 (ATLAS_S3_ROOT)."""
     env = (env or os.environ.get("ATLAS_ENV") or "local").strip().lower()
     fmt = os.environ.get("ATLAS_STORAGE_FORMAT", "zarr")
     if env == "local":
-        return AtlasStorage(root=os.environ.get("ATLAS_STORAGE_ROOT") or DEFAULT_LOCAL_ROOT, format=fmt)
+        return AtlasStorage(root=os.environ.get("ATLAS_STORAGE_ROOT") or _default_local_root(), format=fmt)
     if env == "s3":
         root = os.environ.get("ATLAS_S3_ROOT", "")
         if not root.startswith("s3://"):

@@ -138,12 +138,17 @@ class _Deposits:
                 yield mt, {c: e[:, k] for k, c in enumerate(COMPONENTS)}
 
 
-def analyze_file(path: str | Path, options: GcodeOptions | None = None) -> GcodeResult:
-    """Analyse one G-code file; never raises for bad input (the error is in the result)."""
+def analyze_file(path, options: GcodeOptions | None = None, name: str | None = None) -> GcodeResult:
+    """Analyse one G-code file (path, fsspec URL or seekable binary file object; ``name`` labels it).
+
+    Never raises for bad input: the one-line error is in the result.
+    """
     options = options or GcodeOptions()
-    res = GcodeResult(path=str(path))
+    is_file_obj = hasattr(path, "read")
+    res = GcodeResult(path=name or ("<stream>" if is_file_obj else str(path)))
     try:
-        _analyze(Path(path) if not str(path).startswith(("s3://", "hf://", "http")) else path, options, res)
+        src = path if is_file_obj or "://" in str(path) else Path(path)
+        _analyze(src, options, res)
     except (GcodeReadError, ValueError, OSError, MemoryError) as exc:
         res.ok, res.error = False, _one_line(exc)
     return res

@@ -1,0 +1,13 @@
+"""Energy Atlas code location: merges each domain's definitions with the resources of the environment.
+
+Resources are chosen by ATLAS_ENV (`local` default, `s3`), like dagster's project_fully_featured.
+"""
+from __future__ import annotations
+
+import dagster as dg
+
+from atlas_resources import resources_for_env
+
+from .gcode import defs as gcode_defs
+
+defs = dg.Definitions.merge(gcode_defs, dg.Definitions(resources=resources_for_env()))

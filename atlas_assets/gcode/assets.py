@@ -1,0 +1,162 @@
+"""Planned-energy assets: `gcode_energy` (one partition per batch of G-code files).
+
+Each partition processes the files of its hash bucket with atlas_core's G-code reactor and commits,
+per file, the energy voxel grid (or, for a failure, its one-line error) through the storage resource,
+keyed by the file's content hash so reruns skip unchanged files. The per-file manifest table of the
+batch (path, content hash, status, error, figures) is committed as the partition's table.
+"""
+
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+import atlas_core
+from atlas_core.gcode.machine import load_profile
+from atlas_core.gcode.pipeline import COMPONENTS, GcodeOptions, analyze_file
+from atlas_resources import AtlasStorage, Member, Slice100kSource
+
+from . import checks
+from .partitions import gcode_batches
+
+DOMAIN = "gcode"
+
+
+class GcodeEnergyConfig(dg.Config):
+    machine: str = "generic_reprap"
+    voxel_mm: float = 2.0
+    max_voxels: int = 2_000_000
+    force: bool = False  # recompute files whose content hash is unchanged
+
+
+@dataclass
+class ItemOutcome:
+    row: dict[str, Any]
+    skipped: bool
+
+
+def item_id(relpath: str) -> str:
+    """Storage-safe id of a relpath: readable stem plus a short hash (unique, stable)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", relpath.rsplit("/", 1)[-1])[:80].strip("._") or "file"
+    return f"{stem}-{hashlib.sha1(relpath.encode()).hexdigest()[:10]}"
+
+
+def analysis_fingerprint(cfg: GcodeEnergyConfig) -> str:
+    """What, besides the file bytes, determines the result (profile, grid, code version)."""
+    profile = load_profile(cfg.machine)
+    return json.dumps({"profile": profile.model_dump(mode="json"), "voxel_mm": cfg.voxel_mm,
+                       "max_voxels": cfg.max_voxels, "atlas": atlas_core.__version__}, sort_keys=True)
+
+
+def process_member(source: Slice100kSource, storage: AtlasStorage, partition: str, member: Member,
+                   cfg: GcodeEnergyConfig, fingerprint: str) -> ItemOutcome:
+    """Analyse one file (or reuse its committed result) and commit it; never raises for bad input."""
+    key = storage.item_path(DOMAIN, partition, item_id(member.relpath))
+    try:
+        data = source.read_member(member)
+    except (OSError, ValueError) as exc:
+        return ItemOutcome(_row(member, None, {"ok": False, "error": f"read failed: {exc}"}), False)
+    content_hash = hashlib.sha256(data + fingerprint.encode()).hexdigest()
+    if not cfg.force:
+        manifest = storage.read_manifest(key)
+        if manifest and manifest.get("content_hash") == content_hash:
+            return ItemOutcome(_row(member, content_hash, manifest["metadata"]["summary"], key), True)
+    res = analyze_file(io.BytesIO(data), GcodeOptions(machine=cfg.machine, voxel_mm=cfg.voxel_mm,
+                                                      max_voxels=cfg.max_voxels), name=member.relpath)
+    summary = res.summary()
+    meta = {"summary": summary, "relpath": member.relpath}
+    if res.grid is not None:
+        storage.commit_dataset(key, res.grid.ds, content_hash, meta, force=cfg.force)
+    else:
+        storage.commit_bytes(key, json.dumps(summary, allow_nan=False).encode(), content_hash, meta, force=cfg.force)
+    return ItemOutcome(_row(member, content_hash, summary, key), False)
+
+
+def _row(member: Member, content_hash: str | None, summary: dict, key: str | None = None) -> dict[str, Any]:
+    energy = summary.get("energy_j") or {}
+    return {
+        "path": member.relpath, "content_hash": content_hash, "storage_key": key,
+        "status": "ok" if summary.get("ok") else "failed", "error": summary.get("error"),
+        "slicer": summary.get("slicer"), "flavor": summary.get("flavor"), "moves": summary.get("moves"),
+        "print_time_s": summary.get("print_time_s"), "slicer_time_s": summary.get("slicer_time_s"),
+        "filament_mm": summary.get("filament_mm"), "slicer_filament_mm": summary.get("slicer_filament_mm"),
+        **{f"{c}_j": energy.get(c) for c in (*COMPONENTS, "total")},
+    }
+
+
+def batch_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    cols = ["path", "content_hash", "storage_key", "status", "error", "slicer", "flavor", "moves", "print_time_s",
+            "slicer_time_s", "filament_mm", "slicer_filament_mm", *(f"{c}_j" for c in (*COMPONENTS, "total"))]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def energy_bar_png_md(table: pd.DataFrame) -> str:
+    """Markdown with an inline base64 PNG: energy by component of this batch."""
+    import base64
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = table[table.status == "ok"]
+    kj = [float(ok[f"{c}_j"].sum()) / 1e3 for c in COMPONENTS]
+    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=80)
+    ax.barh(list(COMPONENTS), kj, color="#c0504d")
+    ax.set_xlabel("energy (kJ)")
+    ax.set_title(f"planned energy of {len(ok)} file(s)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return f"![energy by component](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+@dg.asset(
+    partitions_def=gcode_batches,
+    group_name="planned",
+    kinds={"python", "numba"},
+    check_specs=checks.CHECK_SPECS,
+    description="Planned energy (J by component), print time and filament of every G-code file of a batch, "
+                "with a 3D energy voxel grid per file in storage.",
+)
+def gcode_energy(context: dg.AssetExecutionContext, config: GcodeEnergyConfig, slice100k: Slice100kSource,
+                 storage: AtlasStorage) -> dg.MaterializeResult:
+    partition = context.partition_key
+    members = slice100k.members_of(partition)
+    fingerprint = analysis_fingerprint(config)
+    rows, skipped = [], 0
+    for member in members:
+        out = process_member(slice100k, storage, partition, member, config, fingerprint)
+        rows.append(out.row)
+        skipped += out.skipped
+        if out.row["status"] != "ok":
+            context.log.warning(f"{member.relpath}: {out.row['error']}")
+    table = batch_table(rows)
+    table_key = storage.item_path(DOMAIN, partition, "_batch")
+    table_hash = hashlib.sha256(pd.util.hash_pandas_object(table.fillna(""), index=False).values.tobytes()).hexdigest()
+    storage.commit_table(table_key, table, table_hash, {"files": len(table)})
+    return dg.MaterializeResult(metadata=batch_metadata(table, skipped, storage.uri(table_key)),
+                                check_results=checks.evaluate(table))
+
+
+def batch_metadata(table: pd.DataFrame, skipped: int, uri: str) -> dict[str, Any]:
+    ok = table[table.status == "ok"]
+    failed = table[table.status != "ok"]
+    meta: dict[str, Any] = {
+        "files": len(table), "ok": len(ok), "failed": len(failed), "skipped_unchanged": skipped,
+        "storage_path": dg.MetadataValue.path(uri),
+        "print_time_h": float(ok.print_time_s.sum()) / 3600 if len(ok) else 0.0,
+        **{f"energy_{c}_kj": float(ok[f"{c}_j"].sum()) / 1e3 for c in (*COMPONENTS, "total")},
+    }
+    if len(failed):
+        meta["failures"] = dg.MetadataValue.md(
+            "\n".join(f"- `{p}`: {e}" for p, e in zip(failed.path.head(50), failed.error.head(50))))
+    if len(ok):
+        meta["energy_plot"] = dg.MetadataValue.md(energy_bar_png_md(table))
+    return meta
