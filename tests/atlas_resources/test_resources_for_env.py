@@ -24,12 +24,13 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def test_local_defaults():
+def test_local_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     res = resources_for_env("local")
     assert set(res) == {"slice100k", "egocentric", "storage", "compute"}
     assert isinstance(res["slice100k"], Slice100kSource) and res["slice100k"].buckets == 256
     assert isinstance(res["egocentric"], EgocentricSource) and not res["egocentric"].root.startswith("hf://")
-    assert isinstance(res["storage"], AtlasStorage) and res["storage"].root == "./dagster_home/storage"
+    assert isinstance(res["storage"], AtlasStorage) and res["storage"].root == str(tmp_path / "storage" / "atlas")
     assert isinstance(res["compute"], ComputeResource)
 
 
