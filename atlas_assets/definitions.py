@@ -8,6 +8,6 @@ import dagster as dg
 
 from atlas_resources import resources_for_env
 
-from .gcode import defs as gcode_defs
+from . import gcode
 
-defs = dg.Definitions.merge(gcode_defs, dg.Definitions(resources=resources_for_env()))
+defs = dg.Definitions.merge(gcode.defs, dg.Definitions(resources=resources_for_env()))
