@@ -122,27 +122,46 @@ def energy_bar_png_md(table: pd.DataFrame) -> str:
     group_name="planned",
     kinds={"python", "numba"},
     check_specs=checks.CHECK_SPECS,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=8),
     description="Planned energy (J by component), print time and filament of every G-code file of a batch, "
                 "with a 3D energy voxel grid per file in storage.",
 )
 def gcode_energy(context: dg.AssetExecutionContext, config: GcodeEnergyConfig, slice100k: Slice100kSource,
                  storage: AtlasStorage) -> dg.MaterializeResult:
-    partition = context.partition_key
-    members = slice100k.members_of(partition)
     fingerprint = analysis_fingerprint(config)
+    tables, skipped, uris = [], 0, []
+    for partition in context.partition_keys:  # one key, or a range under the backfill policy
+        table, n_skipped, uri = materialize_batch(context, slice100k, storage, partition, config, fingerprint)
+        tables.append(table)
+        skipped += n_skipped
+        uris.append(uri)
+    table = pd.concat(tables, ignore_index=True) if tables else batch_table([])
+    return dg.MaterializeResult(metadata=batch_metadata(table, skipped, uris[0] if len(uris) == 1 else
+                                                        storage.uri(f"{DOMAIN}")),
+                                check_results=checks.evaluate(table))
+
+
+def materialize_batch(context, source: Slice100kSource, storage: AtlasStorage, partition: str,
+                      config: GcodeEnergyConfig, fingerprint: str) -> tuple[pd.DataFrame, int, str]:
+    """Process one batch; commits its manifest table with the source fingerprint it was built from."""
+    members = source.members_of(partition)
     rows, skipped = [], 0
     for member in members:
-        out = process_member(slice100k, storage, partition, member, config, fingerprint)
+        out = process_member(source, storage, partition, member, config, fingerprint)
         rows.append(out.row)
         skipped += out.skipped
         if out.row["status"] != "ok":
             context.log.warning(f"{member.relpath}: {out.row['error']}")
     table = batch_table(rows)
-    table_key = storage.item_path(DOMAIN, partition, "_batch")
+    key = batch_table_key(storage, partition)
     table_hash = hashlib.sha256(pd.util.hash_pandas_object(table.fillna(""), index=False).values.tobytes()).hexdigest()
-    storage.commit_table(table_key, table, table_hash, {"files": len(table)})
-    return dg.MaterializeResult(metadata=batch_metadata(table, skipped, storage.uri(table_key)),
-                                check_results=checks.evaluate(table))
+    storage.commit_table(key, table, table_hash, {"files": len(table), "partition": partition,
+                                                  "source_fingerprint": source.fingerprint(members)})
+    return table, skipped, storage.uri(key)
+
+
+def batch_table_key(storage: AtlasStorage, partition: str) -> str:
+    return storage.item_path(DOMAIN, partition, "_batch")
 
 
 def batch_metadata(table: pd.DataFrame, skipped: int, uri: str) -> dict[str, Any]:
@@ -160,3 +179,39 @@ def batch_metadata(table: pd.DataFrame, skipped: int, uri: str) -> dict[str, Any
     if len(ok):
         meta["energy_plot"] = dg.MetadataValue.md(energy_bar_png_md(table))
     return meta
+
+
+@dg.asset(
+    deps=[gcode_energy],
+    group_name="planned",
+    kinds={"python"},
+    description="Every materialized G-code batch in one table (read lazily: batch tables only, never grids).",
+)
+def planned_energy_summary(context: dg.AssetExecutionContext, storage: AtlasStorage) -> dg.MaterializeResult:
+    tables = []
+    for key in gcode_energy.partitions_def.get_partition_keys():
+        table_key = batch_table_key(storage, key)
+        if storage.read_manifest(table_key) is not None:
+            t = storage.read_table(table_key)
+            t.insert(0, "partition", key)
+            tables.append(t)
+    table = pd.concat(tables, ignore_index=True) if tables else batch_table([]).assign(partition=[])
+    digest = hashlib.sha256(pd.util.hash_pandas_object(table.fillna(""), index=False).values.tobytes()).hexdigest()
+    res = storage.commit_table(f"{DOMAIN}/summary", table, digest or "empty", {"batches": len(tables)})
+    meta = batch_metadata(table, 0, res.uri)
+    meta.pop("skipped_unchanged", None)
+    meta["batches"] = len(tables)
+    if len(table):
+        by_slicer = table[table.status == "ok"].groupby(table.slicer.fillna("unknown")).agg(
+            files=("path", "size"), total_kj=("total_j", lambda s: s.sum() / 1e3))
+        meta["by_slicer"] = dg.MetadataValue.md(by_slicer.to_markdown() if _has_tabulate() else by_slicer.to_string())
+    context.log.info(f"{len(table)} file(s) from {len(tables)} batch(es)")
+    return dg.MaterializeResult(metadata=meta)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True

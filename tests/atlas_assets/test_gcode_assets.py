@@ -71,3 +71,41 @@ def test_materialize_batches_rerun_and_failures(corpus, tmp_path):
         res = dg.materialize([gcode_energy], partition_key=key, resources=resources, instance=instance)
         md = res.asset_materializations_for_node("gcode_energy")[0].metadata
         assert md["skipped_unchanged"].value == md["files"].value
+
+
+def test_discovery_sensor_and_nightly_schedule(corpus, tmp_path):
+    from atlas_assets.gcode.sensors import gcode_discovery_sensor, gcode_nightly_schedule
+
+    source = Slice100kSource(root=str(corpus), buckets=4)
+    storage = AtlasStorage(root=str(tmp_path / "store"))
+    ctx = dg.build_sensor_context(resources={"slice100k": source})
+    first = gcode_discovery_sensor(ctx)
+    expected = sorted({_bucket_of(p.name) for p in corpus.iterdir()})
+    assert sorted(r.partition_key for r in first) == expected
+    ctx2 = dg.build_sensor_context(cursor=ctx.cursor, resources={"slice100k": source})
+    assert isinstance(gcode_discovery_sensor(ctx2), dg.SkipReason)
+    new = corpus / "new_part.gcode"
+    shutil.copy(SAMPLES / "prusaslicer-2.5.0_pyramid_marlin2.gcode", new)
+    ctx3 = dg.build_sensor_context(cursor=ctx2.cursor, resources={"slice100k": source})
+    third = gcode_discovery_sensor(ctx3)
+    assert [r.partition_key for r in third] == [_bucket_of("new_part.gcode")]
+    # the schedule compares with what storage holds: before any run, every batch is stale
+    sched = gcode_nightly_schedule(dg.build_schedule_context(resources={"slice100k": source, "storage": storage}))
+    assert sorted(r.partition_key for r in sched) == sorted({_bucket_of(p.name) for p in corpus.iterdir()})
+
+
+def test_summary_reads_batch_tables(corpus, tmp_path):
+    from atlas_assets.gcode.assets import planned_energy_summary
+
+    source = Slice100kSource(root=str(corpus), buckets=4)
+    storage = AtlasStorage(root=str(tmp_path / "store"))
+    resources = {"slice100k": source, "storage": storage}
+    instance = dg.DagsterInstance.ephemeral()
+    keys = sorted({_bucket_of(p.name) for p in corpus.iterdir()})
+    for key in keys:
+        assert dg.materialize([gcode_energy], partition_key=key, resources=resources, instance=instance).success
+    res = dg.materialize([planned_energy_summary], resources=resources, instance=instance)
+    md = res.asset_materializations_for_node("planned_energy_summary")[0].metadata
+    assert md["files"].value == len(list(corpus.iterdir()))
+    assert md["failed"].value == 1 and md["batches"].value == len(keys)
+    assert md["energy_total_kj"].value > 0
