@@ -41,7 +41,11 @@ import numpy as np
 
 from .machine import MachineProfile, Material, Mechanics
 from .moves import EXTRUDE, MoveTable
-from .thermal import interval_lengths_s, simulate_heater
+import math
+
+from numba import njit
+
+from .thermal import heater_step, loss_w_per_k
 
 G_M_S2 = 9.80665  # standard gravity (3rd CGPM 1901, ISO 80000-3)
 COMPONENTS = ("kinetic", "hotend", "bed", "material", "electronics")
@@ -178,38 +182,120 @@ def filament_heat_j(e_mm, t_set_c, material: Material, ambient_c: float = 25.0) 
     return np.where(dt > 0, heat, 0.0)
 
 
-# ------------------------------------------------------------------ total
+# ------------------------------------------------------------------ total (fused numba pass)
+@njit(cache=True, nogil=True)
+def _energy_rows(x0, y0, z0, x1, y1, z1, e, dist, t0, t1, v_in, v_cr, v_out, tool, hot_set, bed_set, k_hot,
+                 mech, heat, mat, state, out, temps):
+    """One pass over the rows: all components per row (columns of ``out``) with the module's physics.
+
+    mech: masses x,y,z,e (kg), friction x,y,z,e (N), efficiency, z_sign (+1 head lifts with +Z, -1 bed);
+    heat: hotend P, C, bed P, C, bed k, ambient, electronics W;
+    mat: heat capacity J/K/mm, latent J/mm, mass-specific sensible+latent J/mm at (T - amb) factor
+         [cp*mass_per_mm, Xc*dHf*mass_per_mm];
+    state: t_last (nan = none), hot T, bed T, v_exit x,y,z,e (m/s), then e_cum[8], e_high[8].
+    out: (n, 5) kinetic, hotend, bed, material, electronics; temps: (n, 2) hotend, bed at row end.
+    """
+    n = x0.shape[0]
+    amb = heat[5]
+    g = 9.80665
+    t_prev = state[0] if not math.isnan(state[0]) else (t0[0] if n else 0.0)
+    th, tb = state[1], state[2]
+    vpx, vpy, vpz, vpe = state[3], state[4], state[5], state[6]
+    for r in range(n):
+        dt = t1[r] - t_prev
+        if dt < 0.0:
+            dt = 0.0
+        if t1[r] > t_prev:
+            t_prev = t1[r]
+        d = dist[r]
+        inv = 1e-3 / d if d > 0.0 else 0.0  # mm/s -> m/s folded in
+        dx, dy, dz, de = x1[r] - x0[r], y1[r] - y0[r], z1[r] - z0[r], e[r]
+        inertial = 0.0
+        for a in range(4):
+            comp = (dx, dy, dz, de)[a] * inv
+            vi = comp * v_in[r]
+            vc = comp * v_cr[r]
+            vp = (vpx, vpy, vpz, vpe)[a]
+            kept = vp * vp if vp * vi > 0.0 else 0.0
+            dke = max(vi * vi - kept, 0.0) + max(vc * vc - vi * vi, 0.0)
+            inertial += 0.5 * mech[a] * dke
+        friction = 1e-3 * (abs(dx) * mech[4] + abs(dy) * mech[5] + abs(dz) * mech[6] + abs(de) * mech[7])
+        lift = max(mech[9] * dz * 1e-3, 0.0)
+        out[r, 0] = (inertial + friction + mech[2] * g * lift) / mech[8]
+        vpx, vpy, vpz, vpe = dx * inv * v_out[r], dy * inv * v_out[r], dz * inv * v_out[r], de * inv * v_out[r]
+        # new filament: rise of the running maximum of cumulative E, per tool
+        tl = tool[r] if 0 <= tool[r] < 8 else 0
+        state[7 + tl] += de
+        e_new = 0.0
+        if state[7 + tl] > state[15 + tl]:
+            e_new = state[7 + tl] - state[15 + tl]
+            state[15 + tl] = state[7 + tl]
+        rate = e_new / dt if dt > 0.0 else 0.0
+        e_hot, th = heater_step(th, dt, hot_set[r], heat[0], heat[1], k_hot[r] + rate * mat[0], rate * mat[1], amb)
+        e_bed, tb = heater_step(tb, dt, bed_set[r], heat[2], heat[3], heat[4], 0.0, amb)
+        demand = 0.0
+        if dt > 0.0 and hot_set[r] > amb:
+            demand = e_new * (mat[2] * (hot_set[r] - amb) + mat[3])
+        material = min(demand, e_hot)
+        out[r, 1] = e_hot - material
+        out[r, 2] = e_bed
+        out[r, 3] = material
+        out[r, 4] = heat[6] * dt
+        temps[r, 0] = th
+        temps[r, 1] = tb
+    if n:
+        state[0] = t_prev
+        state[1], state[2] = th, tb
+        state[3], state[4], state[5], state[6] = vpx, vpy, vpz, vpe
+
+
+def _state_vector(state: EnergyState) -> np.ndarray:
+    v = np.zeros(23)
+    v[0] = np.nan if state.t_last_s is None else state.t_last_s
+    v[1], v[2] = state.hotend_temp_c, state.bed_temp_c
+    v[3:7] = state.v_exit_m_s
+    for t in range(8):
+        v[7 + t] = state.e_cum_mm.get(t, 0.0)
+        v[15 + t] = state.e_high_mm.get(t, 0.0)
+    return v
+
+
+def _store_state(state: EnergyState, v: np.ndarray, tools) -> None:
+    state.t_last_s = None if np.isnan(v[0]) else float(v[0])
+    state.hotend_temp_c, state.bed_temp_c = float(v[1]), float(v[2])
+    state.v_exit_m_s = v[3:7].copy()
+    for t in set(state.e_cum_mm) | set(int(x) for x in tools):
+        if 0 <= t < 8:
+            state.e_cum_mm[t], state.e_high_mm[t] = float(v[7 + t]), float(v[15 + t])
+
+
 def _chunk(moves: MoveTable, profile: MachineProfile, mat: Material, state: EnergyState):
     """Per-move components of one chunk; advances ``state``. Returns (parts, hotend temps, bed temps)."""
-    amb = float(profile.ambient_c)
-    dt = interval_lengths_s(moves.t_start_s, moves.t_end_s, state.t_last_s)
-    if not (np.all(np.isfinite(dt)) and np.all(np.isfinite(np.asarray(moves.e_mm, np.float64)))):
+    n = len(moves)
+    cols = [np.ascontiguousarray(getattr(moves, c), np.float64) for c in
+            ("x0_mm", "y0_mm", "z0_mm", "x1_mm", "y1_mm", "z1_mm", "e_mm", "dist_mm", "t_start_s", "t_end_s",
+             "v_entry_mm_s", "v_cruise_mm_s", "v_exit_mm_s")]
+    if not (np.all(np.isfinite(cols[8])) and np.all(np.isfinite(cols[9])) and np.all(np.isfinite(cols[6]))):
         raise ValueError("compute_energy: non-finite times or E in the move table")
-    kinetic = kinetic_energy_j(moves, profile.mechanics, state.v_exit_m_s)
-
-    e_new = new_filament_mm(moves.e_mm, moves.tool, state)
-    hot_set = np.asarray(moves.hotend_target_c, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(dt > 0, e_new / np.where(dt > 0, dt, 1.0), 0.0)  # mm/s of new filament
-    hot = simulate_heater(profile.hotend, moves.t_start_s, moves.t_end_s, hot_set, fan=moves.fan,
-                          ambient_c=amb, temp0_c=state.hotend_temp_c, t_prev_end_s=state.t_last_s,
-                          extra_loss_w_per_k=rate * mat.heat_capacity_j_per_k_mm,
-                          extra_load_w=rate * mat.latent_j_per_mm)
-    bed = simulate_heater(profile.bed, moves.t_start_s, moves.t_end_s, moves.bed_target_c, ambient_c=amb,
-                          temp0_c=state.bed_temp_c, t_prev_end_s=state.t_last_s)
-
-    demand = np.where(dt > 0, filament_heat_j(e_new, hot_set, mat, amb), 0.0)
-    material_j = np.minimum(demand, hot.energy_j)
-    parts = {"kinetic": kinetic, "hotend": hot.energy_j - material_j, "bed": bed.energy_j,
-             "material": material_j, "electronics": profile.electronics_w * dt}
-
-    if len(moves):
-        state.hotend_temp_c = float(hot.temp_end_c[-1])
-        state.bed_temp_c = float(bed.temp_end_c[-1])
-        t_max = float(np.max(moves.t_end_s))
-        state.t_last_s = t_max if state.t_last_s is None else max(state.t_last_s, t_max)
-        state.v_exit_m_s = _axis_velocities_m_s(moves.take(slice(-1, None)))[2][0]
-    return parts, hot.temp_end_c, bed.temp_end_c
+    me = profile.mechanics
+    mech = np.array([*me.moving_mass_kg.as_tuple(), *me.friction_n.as_tuple(), me.drive_efficiency,
+                     1.0 if me.z_moves == "head" else -1.0])
+    h, b = profile.hotend, profile.bed
+    heat = np.array([h.power_w, h.heat_capacity_j_per_k, b.power_w, b.heat_capacity_j_per_k,
+                     float(loss_w_per_k(b, 0.0)), float(profile.ambient_c), profile.electronics_w])
+    matv = np.array([mat.heat_capacity_j_per_k_mm, mat.latent_j_per_mm, mat.mass_g_per_mm * mat.cp_j_per_gk,
+                     mat.mass_g_per_mm * mat.crystallinity * mat.latent_heat_j_per_g])
+    k_hot = np.ascontiguousarray(np.broadcast_to(loss_w_per_k(h, np.asarray(moves.fan, np.float64)), (n,)),
+                                 np.float64)
+    tool = np.ascontiguousarray(moves.tool, np.int64)
+    sv = _state_vector(state)
+    out = np.empty((n, 5))
+    temps = np.empty((n, 2))
+    _energy_rows(*cols, tool, np.ascontiguousarray(moves.hotend_target_c, np.float64),
+                 np.ascontiguousarray(moves.bed_target_c, np.float64), k_hot, mech, heat, matv, sv, out, temps)
+    _store_state(state, sv, np.unique(tool) if n else [])
+    parts = {c: out[:, i] for i, c in enumerate(COMPONENTS)}
+    return parts, temps[:, 0], temps[:, 1]
 
 
 def compute_energy_chunk(moves: MoveTable, profile: MachineProfile, material: Material | None,

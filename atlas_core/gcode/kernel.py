@@ -114,12 +114,12 @@ def new_state() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 # ================================================================ number / word parsing
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _upper(c):
     return c - 32 if 97 <= c <= 122 else c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _parse_number(buf, i, end):
     """Parse a decimal number at buf[i:]; returns (value, next_index, ok). No exponent for 'E'."""
     n = end
@@ -165,7 +165,7 @@ def _parse_number(buf, i, end):
     return sign * val, i, True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _match(buf, i, end, pat):
     """True if buf[i:] starts with pat (case-insensitive, pat upper-case)."""
     m = pat.shape[0]
@@ -193,7 +193,7 @@ P_SCV = _pat("SQUARE_CORNER_VELOCITY=")
 P_G10_RETRACT = _pat("G10")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _parse_words(buf, i, end, vals, has):
     """Parse letter-number words from buf[i:end] into vals/has (26 letters). Returns bad-word count.
 
@@ -239,13 +239,13 @@ def _parse_words(buf, i, end, vals, has):
 
 
 # ================================================================ planner
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _max_allowable_speed(accel, target_v, dist):
     v = target_v * target_v - 2.0 * accel * dist
     return math.sqrt(v) if v > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _trapezoid(blk, b, exit_v):
     """Accelerate/cruise/decelerate distances of block b for its entry speed and exit_v."""
     acc = blk[b, B_ACC]
@@ -266,7 +266,7 @@ def _trapezoid(blk, b, exit_v):
     blk[b, B_CRUISE_V] = cruise_v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _block_time(blk, b):
     acc = blk[b, B_ACC]
     v0 = blk[b, B_ENTRY]
@@ -283,7 +283,7 @@ def _block_time(blk, b):
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _finish_blocks(fs, is_, blk, keep, out_f, out_i, n_out):
     """Re-plan the queue (forward, reverse, trapezoids) and emit all but the newest ``keep`` blocks."""
     n = is_[I_NBLK]
@@ -351,7 +351,7 @@ def _finish_blocks(fs, is_, blk, keep, out_f, out_i, n_out):
     return n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _synchronize(fs, is_, blk, out_f, out_i, n_out):
     """Drain the queue (M400-like): the last block ends at its safe speed; next block starts from rest."""
     n_out = _finish_blocks(fs, is_, blk, 0, out_f, out_i, n_out)
@@ -359,7 +359,7 @@ def _synchronize(fs, is_, blk, out_f, out_i, n_out):
     return n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _emit_static(fs, is_, out_f, out_i, n_out, kind, dur_s, wait_heater, line):
     """A zero-distance row (dwell or heater wait) appended after a synchronize."""
     o = n_out
@@ -385,7 +385,7 @@ def _emit_static(fs, is_, out_f, out_i, n_out, kind, dur_s, wait_heater, line):
     return n_out + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i, n_out):
     """Queue a linear move from the current position to (x1, y1, z1, e1); returns n_out."""
     dx = x1 - fs[F_X]
@@ -570,7 +570,7 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
     return n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _target(fs, is_, vals, has, axis, rel):
     """Absolute machine target of an axis word (X=0,Y=1,Z=2,E=3) honouring G91/M83, G92 and units."""
     letter = (23, 24, 25, 4)[axis]
@@ -583,7 +583,7 @@ def _target(fs, is_, vals, has, axis, rel):
     return fs[F_OX + axis] + v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _arc(fs, is_, blk, vals, has, clockwise, line, out_f, out_i, n_out, feed):
     """G2/G3 in the XY plane (I/J centre or R radius), cut into chords like Marlin's plan_arc."""
     rel = is_[I_REL_XYZ] != 0
@@ -644,7 +644,7 @@ def _arc(fs, is_, blk, vals, has, clockwise, line, out_f, out_i, n_out, feed):
     return n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _arc_segments(fs, is_, vals, has):
     """Upper bound of the chords an arc line will produce (for output space checks)."""
     dx = (vals[8] if has[8] == 1 else 0.0)
@@ -657,7 +657,7 @@ def _arc_segments(fs, is_, vals, has):
     return min(n, MAX_ARC_SEGMENTS + 2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _set_accel(fs, idx, idx_max, value):
     if value <= 0.0:
         return
@@ -665,14 +665,14 @@ def _set_accel(fs, idx, idx_max, value):
     fs[idx] = value if vmax <= 0.0 else min(value, vmax)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _kv_value(buf, i, end):
     """Value after KEY= in a Klipper extended command."""
     v, j, ok = _parse_number(buf, i, end)
     return v if ok and math.isfinite(v) else -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _set_velocity_limit(fs, buf, i, end):
     """Klipper SET_VELOCITY_LIMIT VELOCITY= ACCEL= SQUARE_CORNER_VELOCITY= (docs: G-Codes.md)."""
     while i < end:
@@ -708,7 +708,7 @@ def _set_velocity_limit(fs, buf, i, end):
             i += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
     """Interpret buf[start:] line by line; returns (status, next_offset, n_out).
 
@@ -1024,7 +1024,7 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
     return ST_DONE, n, n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def finish(fs, is_, blk, out_f, out_i, n_out):
     """End of file: drain the look-ahead queue."""
     return _synchronize(fs, is_, blk, out_f, out_i, n_out)

@@ -1,17 +1,21 @@
 """The G-code reactor end to end: read → metadata → plan → energy → voxel grid, streamed in chunks.
 
-Memory is bounded by the chunk size plus the compact per-extrusion arrays kept for the voxel grid
-(~40 bytes per extruding move), not by the file: a 200 MB file never sits in memory as moves.
-Chunked and unchunked runs give identical figures (all state crosses chunk boundaries explicitly).
+Two stages overlap on two cores: a producer thread reads, interprets and plans chunk n+1 (numba
+releases the GIL) while the caller's thread computes energy and voxelizes chunk n. Memory is bounded by
+the chunk size and the voxel grid, not by the file. Chunked and unchunked runs give identical figures:
+all state crosses chunk boundaries explicitly and every sum is accumulated in row order.
 """
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from . import energy as energy_mod
 from . import kernel as K
@@ -20,10 +24,10 @@ from .metadata import SlicerMetadata, parse_metadata
 from .moves import EXTRUDE, MoveTable
 from .planner import HeaterWaitSettler, Planner, finish_stats, iter_planned, to_move_table
 from .reader import GcodeReadError, iter_gcode_chunks, read_head_tail
-from .voxel import EnergyVoxelGrid, VoxelAccumulator, grid_spec_for
+from .voxel import EnergyVoxelGrid, LatticeGrid
 
 DEFAULT_MACHINE = "generic_reprap"
-DEFAULT_CHUNK_BYTES = 16 * 2**20
+DEFAULT_CHUNK_BYTES = 8 * 2**20
 COMPONENTS = ("kinetic", "hotend", "bed", "material", "electronics")
 
 
@@ -106,36 +110,27 @@ def material_for(profile: MachineProfile, meta: SlicerMetadata) -> Material:
     return profile.material.model_copy(update=upd)
 
 
-class _Deposits:
-    """Compact float32 copies of extruding moves and their energies, voxelized once the bbox is known."""
+@njit(cache=True, nogil=True)
+def _accumulate(parts, acc, upto):
+    """Add rows [0, upto) of each column to acc in row order (grouping-free: identical for any chunking)."""
+    for c in range(parts.shape[1]):
+        a = acc[c]
+        for r in range(upto):
+            a += parts[r, c]
+        acc[c] = a
 
-    def __init__(self):
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def add(self, moves: MoveTable, energy_j: dict[str, np.ndarray]) -> None:
-        m = moves.kind == EXTRUDE
-        if not m.any():
-            return
-        geo = np.stack([moves.x0_mm[m], moves.y0_mm[m], moves.z0_mm[m], moves.x1_mm[m], moves.y1_mm[m],
-                        moves.z1_mm[m], moves.t_start_s[m], moves.t_end_s[m], moves.e_mm[m], moves.dist_mm[m]],
-                       1).astype(np.float32)
-        en = np.stack([energy_j[c][m] for c in COMPONENTS], 1).astype(np.float32)
-        self.parts.append((geo, en))
+_DONE = object()
 
-    def tables(self, rows: int = 1 << 20):
-        for geo, en in self.parts:
-            for s in range(0, len(geo), rows):
-                g, e = geo[s:s + rows].astype(np.float64), en[s:s + rows].astype(np.float64)
-                n = len(g)
-                z = np.zeros(n)
-                mt = MoveTable(x0_mm=g[:, 0], y0_mm=g[:, 1], z0_mm=g[:, 2], x1_mm=g[:, 3], y1_mm=g[:, 4],
-                               z1_mm=g[:, 5], e_mm=g[:, 8], dist_mm=g[:, 9], t_start_s=g[:, 6], t_end_s=g[:, 7],
-                               v_entry_mm_s=z, v_cruise_mm_s=z, v_exit_mm_s=z, accel_mm_s2=z,
-                               kind=np.full(n, EXTRUDE, np.int8), tool=np.zeros(n, np.int8),
-                               layer=np.zeros(n, np.int32), hotend_target_c=z.astype(np.float32),
-                               bed_target_c=z.astype(np.float32), chamber_target_c=z.astype(np.float32),
-                               fan=z.astype(np.float32), line=np.zeros(n, np.int64))
-                yield mt, {c: e[:, k] for k, c in enumerate(COMPONENTS)}
+
+def _produce(chunks, planner: Planner, settle: HeaterWaitSettler, out: queue.Queue) -> None:
+    """Producer thread: read + interpret + plan (numba releases the GIL), hand tables to the consumer."""
+    try:
+        for f, i in iter_planned(chunks, planner, settle):
+            out.put(to_move_table(f, i))
+        out.put(_DONE)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+        out.put(exc)
 
 
 def analyze_file(path, options: GcodeOptions | None = None, name: str | None = None) -> GcodeResult:
@@ -173,28 +168,39 @@ def _analyze(path, options: GcodeOptions, res: GcodeResult) -> None:
     planner = Planner(profile, meta.config, meta.flavor)
     settle = HeaterWaitSettler(profile)
     state = energy_mod.EnergyState.initial(profile)
-    totals = dict.fromkeys(COMPONENTS, 0.0)
-    heatup = dict.fromkeys(COMPONENTS, 0.0)
-    deposits = _Deposits()
+    totals = np.zeros(len(COMPONENTS))
+    heatup = np.zeros(len(COMPONENTS))
+    grid = LatticeGrid(options.voxel_mm, COMPONENTS, options.max_voxels) if options.voxel_mm else None
     kept: list[MoveTable] = []
     n_moves = 0
-    first_extrusion_seen = False
-    for f, i in iter_planned(iter_gcode_chunks(path, options.chunk_bytes), planner, settle):
-        mt = to_move_table(f, i)
-        en = energy_mod.compute_energy_chunk(mt, profile, material, state)
-        for c in COMPONENTS:
-            totals[c] += float(en[c].sum())
-        if not first_extrusion_seen:
-            ext = np.flatnonzero(mt.kind == EXTRUDE)
-            upto = ext[0] if len(ext) else len(mt)
-            first_extrusion_seen = len(ext) > 0
-            for c in COMPONENTS:
-                heatup[c] += float(en[c][:upto].sum())
-        n_moves += len(mt)
-        if options.voxel_mm:
-            deposits.add(mt, en)
-        if options.keep_moves:
-            kept.append(mt)
+    before_first_extrusion = True
+    tables: queue.Queue = queue.Queue(maxsize=1)
+    worker = threading.Thread(target=_produce, args=(iter_gcode_chunks(path, options.chunk_bytes), planner,
+                                                     settle, tables), daemon=True)
+    worker.start()
+    try:
+        while (mt := tables.get()) is not _DONE:
+            if isinstance(mt, BaseException):
+                raise mt
+            en = energy_mod.compute_energy_chunk(mt, profile, material, state)
+            parts = np.stack([en[c] for c in COMPONENTS], axis=1)
+            _accumulate(parts, totals, len(mt))
+            if before_first_extrusion:
+                ext = np.flatnonzero(mt.kind == EXTRUDE)
+                _accumulate(parts, heatup, int(ext[0]) if len(ext) else len(mt))
+                before_first_extrusion = not len(ext)
+            n_moves += len(mt)
+            if grid is not None:
+                grid.add(mt, en)
+            if options.keep_moves:
+                kept.append(mt)
+    finally:
+        while worker.is_alive():  # unblock and join the producer on any exit path
+            try:
+                tables.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
     stats = planner.stats()
     finish_stats(stats, settle)
     if stats.lines == 0 or n_moves == 0:
@@ -206,8 +212,10 @@ def _analyze(path, options: GcodeOptions, res: GcodeResult) -> None:
     res.print_time_s = res.total_time_s - res.heat_wait_s - res.homing_s
     res.filament_mm = stats.filament_mm
     res.filament_g = float(energy_mod.filament_mass_g(stats.filament_mm, material))
-    res.energy_j = {**totals, "total": float(sum(totals.values()))}
-    res.heatup_j = {**heatup, "total": float(sum(heatup.values()))}
+    res.energy_j = {c: float(v) for c, v in zip(COMPONENTS, totals)}
+    res.energy_j["total"] = float(math.fsum(totals))
+    res.heatup_j = {c: float(v) for c, v in zip(COMPONENTS, heatup)}
+    res.heatup_j["total"] = float(math.fsum(heatup))
     res.bbox_mm = stats.bbox_mm
     res.warnings = list(stats.warnings)
     if stats.fw_retract_mm:
@@ -220,17 +228,5 @@ def _analyze(path, options: GcodeOptions, res: GcodeResult) -> None:
         res.warnings.append(f"{stats.bad_words} malformed or out-of-range word(s) ignored")
     if options.keep_moves:
         res.move_table = MoveTable.concat(kept)
-    if options.voxel_mm and stats.bbox_mm:
-        res.grid = _grid(deposits, stats.bbox_mm, options, totals, path, profile)
-
-
-def _grid(deposits: _Deposits, bbox, options: GcodeOptions, totals, path, profile) -> EnergyVoxelGrid:
-    spec = grid_spec_for(np.array(bbox[0]), np.array(bbox[1]), options.voxel_mm, options.max_voxels)
-    acc = VoxelAccumulator(spec, list(COMPONENTS))
-    placed = dict.fromkeys(COMPONENTS, 0.0)
-    for mt, en in deposits.tables():
-        acc.add(mt, en)
-        for c in COMPONENTS:
-            placed[c] += float(np.sum(en[c], dtype=np.float64))
-    unplaced = {c: max(0.0, totals[c] - placed[c]) for c in COMPONENTS}
-    return acc.finish(unplaced_j=unplaced, attrs={"source_path": str(path), "machine_profile": profile.name})
+    if grid is not None:
+        res.grid = grid.finish(attrs={"source_path": res.path, "machine_profile": profile.name})

@@ -186,7 +186,7 @@ class Planner:
 
 
 # ------------------------------------------------------------------ heater waits
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _wait_s(temp, target, p_w, c, k, window_k, residency_s, amb):
     """M109/M190 wait: heat at full power into the firmware's window, then the residency time."""
     if target <= 0.0 or temp >= target - window_k:
@@ -194,7 +194,7 @@ def _wait_s(temp, target, p_w, c, k, window_k, residency_s, amb):
     return _time_to(temp, target - window_k, p_w, c, k, 0.0, amb) + residency_s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _settle_waits(dur, kind, wait_heater, targets, k_rows, params, amb, max_wait_s, temps):
     """Size heater-wait rows from the simulated heater temperatures (temps carried in/out).
 

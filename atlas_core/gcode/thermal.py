@@ -152,7 +152,7 @@ def wait_time_s(model: HeaterModel, temp_now_c: float, target_c: float, ambient_
 
 
 # ------------------------------------------------------------------ timeline simulation (numba)
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _free_temp(t0, dt, p_w, c, k, q, amb):
     """Temperature after dt under constant heater power p_w (exact)."""
     if k <= K_MIN_W_PER_K:
@@ -161,7 +161,7 @@ def _free_temp(t0, dt, p_w, c, k, q, amb):
     return t_eq + (t0 - t_eq) * math.exp(-k * dt / c)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _time_to(t0, t1, p_w, c, k, q, amb):
     """Time to move from t0 to t1 under constant power p_w; inf if never."""
     if t1 == t0:
@@ -179,7 +179,7 @@ def _time_to(t0, t1, p_w, c, k, q, amb):
     return np.inf
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _at_setpoint(tgt, dt, p_w, c, k, q, amb):
     """Hold at the set-point for dt: exact hold power, or full power if it cannot hold, or off."""
     hold = k * (tgt - amb) + q
@@ -190,7 +190,7 @@ def _at_setpoint(tgt, dt, p_w, c, k, q, amb):
     return hold * dt, tgt
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def heater_step(temp_c, dt_s, target_c, p_w, c_j_k, k_w_k, q_w, amb_c):
     """One interval of bang-bang-with-hold control; returns (electrical energy J, end temperature °C).
 
@@ -215,7 +215,7 @@ def heater_step(temp_c, dt_s, target_c, p_w, c_j_k, k_w_k, q_w, amb_c):
     return _at_setpoint(target_c, dt_s, p_w, c_j_k, k_w_k, q_w, amb_c)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _simulate(dt, target, k, q, p_w, c, amb, t0):
     n = dt.shape[0]
     energy = np.zeros(n)

@@ -122,7 +122,7 @@ def extrusion_bbox_mm(moves: MoveTable) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------- kernel
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _deposit(v, frac, i, energy, grid_e, placed, t_in, t_out, t_first, t_last, dep, fil, length, e):
     for c in range(energy.shape[1]):
         q = energy[i, c] * frac
@@ -136,10 +136,15 @@ def _deposit(v, frac, i, energy, grid_e, placed, t_in, t_out, t_first, t_last, d
     fil[v] += frac * e
 
 
-@njit(cache=True)
-def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape,
+@njit(cache=True, nogil=True)
+def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape, offset,
               grid_e, t_first, t_last, dep, fil, unplaced, total, placed, stats):
-    """Sequential accumulation of one chunk; see module docstring. stats = [outside_mm, n_steps]."""
+    """Sequential accumulation of one chunk; see module docstring. stats = [outside_mm, n_steps].
+
+    Voxel (i, j, k) of the lattice spans origin + [i, i+1) * vox; the stored block starts at lattice
+    index ``offset`` with ``shape`` voxels, so growing the stored block (new offset/shape) does not
+    change any arithmetic of the traversal.
+    """
     ny, nz = shape[1], shape[2]
     n_c = energy.shape[1]
     d = np.empty(3)
@@ -160,8 +165,8 @@ def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape,
         t_lo, t_hi = 0.0, 1.0
         inside = True
         for a in range(3):
-            lo = origin[a] - _EDGE_TOL * vox[a]
-            hi = origin[a] + vox[a] * shape[a] + _EDGE_TOL * vox[a]
+            lo = origin[a] + vox[a] * offset[a] - _EDGE_TOL * vox[a]
+            hi = origin[a] + vox[a] * (offset[a] + shape[a]) + _EDGE_TOL * vox[a]
             if d[a] == 0.0 or length == 0.0:
                 if p0[i, a] < lo or p0[i, a] > hi:
                     inside = False
@@ -179,9 +184,9 @@ def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape,
             for a in range(3):
                 pa = p0[i, a] + t_lo * d[a]
                 k = int(math.floor((pa - origin[a]) / vox[a]))
-                idx[a] = min(max(k, 0), shape[a] - 1)
+                idx[a] = min(max(k, offset[a]), offset[a] + shape[a] - 1)
             if length == 0.0:
-                last_v = (idx[0] * ny + idx[1]) * nz + idx[2]
+                last_v = ((idx[0] - offset[0]) * ny + idx[1] - offset[1]) * nz + idx[2] - offset[2]
                 _deposit(last_v, 1.0, i, energy, grid_e, placed, t0[i], t1[i],
                          t_first, t_last, dep, fil, 0.0, e_mm[i])
             else:
@@ -200,7 +205,7 @@ def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape,
                             t_next = ta
                             axis = a
                     if t_next > t_cur:
-                        last_v = (idx[0] * ny + idx[1]) * nz + idx[2]
+                        last_v = ((idx[0] - offset[0]) * ny + idx[1] - offset[1]) * nz + idx[2] - offset[2]
                         _deposit(last_v, t_next - t_cur, i, energy, grid_e, placed,
                                  t0[i] + t_cur * dur, t0[i] + t_next * dur,
                                  t_first, t_last, dep, fil, length, e_mm[i])
@@ -209,7 +214,7 @@ def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape,
                     if axis < 0:
                         break
                     idx[axis] += 1 if d[axis] > 0.0 else -1
-                    if idx[axis] < 0 or idx[axis] >= shape[axis]:
+                    if idx[axis] < offset[axis] or idx[axis] >= offset[axis] + shape[axis]:
                         break
         clipped = (not inside) or t_lo > 0.0 or t_hi < 1.0 or last_v < 0
         if clipped:
@@ -225,8 +230,11 @@ def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape,
 class VoxelAccumulator:
     """Streams consecutive MoveTable chunks of one print into a grid; memory ~ grid * (C + 4) * 8 B."""
 
-    def __init__(self, spec: GridSpec, components):
+    def __init__(self, spec: GridSpec, components, lattice_offset=None):
+        """``lattice_offset`` (3 ints): the grid is the block of the global lattice (voxel k spans
+        [k, k+1) * voxel_mm from 0) starting at that index; spec.origin_mm must equal offset * voxel."""
         self.spec = spec
+        self.lattice_offset = None if lattice_offset is None else np.asarray(lattice_offset, np.int64).reshape(3)
         self.components = [str(c) for c in components]
         for c in self.components:
             if not c or not c.replace("_", "a").isalnum():
@@ -260,8 +268,10 @@ class VoxelAccumulator:
         if bad.any():
             raise ValueError(f"non-finite geometry/time in {int(bad.sum())} EXTRUDE moves")
         s = self.spec
-        _voxelize(p0, p1, e, t0, t1, is_ext, energy, s.origin_mm, s.voxel_mm,
-                  np.asarray(s.shape, np.int64), self._grid_e, self._t_first, self._t_last,
+        origin, offset = (np.zeros(3), self.lattice_offset) if self.lattice_offset is not None else (
+            s.origin_mm, np.zeros(3, np.int64))
+        _voxelize(p0, p1, e, t0, t1, is_ext, energy, origin, s.voxel_mm,
+                  np.asarray(s.shape, np.int64), offset, self._grid_e, self._t_first, self._t_last,
                   self._dep, self._fil, self._unplaced, self._total, self._placed, self._stats)
         self.n_moves += n
         self.n_extrude += int(is_ext.sum())
@@ -553,3 +563,150 @@ def _open_h5(path: Path) -> xr.Dataset:
                 lazy = indexing.LazilyIndexedArray(_H5Array(path, name, d.shape, d.dtype))
                 data[name] = xr.Variable(_DIMS, lazy, attrs=vattrs)
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+# ------------------------------------------------------------------------------- growing lattice grid
+class LatticeGrid:
+    """Streaming grid on the global lattice of ``voxel_mm`` (voxel k spans [k, k+1) · voxel from 0 mm).
+
+    The stored block grows as extrusions appear (no bounding box needed up front, no second pass over
+    the moves) and the traversal arithmetic never depends on the block, so any chunking of a print gives
+    bit-identical grids. ``finish`` crops to the deposited voxels and, if that exceeds ``max_voxels``,
+    merges k³ blocks of the lattice (energies and lengths summed, first/last times min/max) with the
+    smallest integer k that fits. Only a block beyond ``GROW_LIMIT`` × max_voxels while streaming is
+    merged early (then chunkings may differ by rounding: documented, not expected for real prints).
+    """
+
+    GROW_LIMIT = 8
+    MARGIN = 16  # voxels of slack added on each growth
+
+    def __init__(self, voxel_mm: float, components, max_voxels: int = 8_000_000):
+        if not (np.isfinite(voxel_mm) and voxel_mm > 0):
+            raise ValueError(f"voxel_mm must be finite and > 0: {voxel_mm}")
+        self.requested_mm = float(voxel_mm)
+        self.voxel_mm = float(voxel_mm)
+        self.components = list(components)
+        self.max_voxels = int(max_voxels)
+        self.acc: VoxelAccumulator | None = None
+        self.lo = self.hi = None  # lattice index block [lo, hi)
+        self._pre = VoxelAccumulator(GridSpec(np.zeros(3), self.voxel_mm, (1, 1, 1)), self.components)
+
+    def add(self, moves: MoveTable, energy_j: Mapping[str, np.ndarray]) -> None:
+        ext = np.flatnonzero(np.asarray(moves.kind) == EXTRUDE)
+        if self.acc is None:
+            if not len(ext):  # nothing deposited yet: all of it is unplaced (summed in row order)
+                self._pre.add(_no_extrusion(moves), energy_j)
+                return
+            first = int(ext[0])
+            if first:
+                head = slice(0, first)
+                self._pre.add(_no_extrusion(moves.take(head)), {c: np.asarray(v)[head] for c, v in energy_j.items()})
+                tail = slice(first, None)
+                moves, energy_j = moves.take(tail), {c: np.asarray(v)[tail] for c, v in energy_j.items()}
+                ext = ext - first
+        if len(ext):
+            self._ensure(moves, ext)
+        self.acc.add(moves, energy_j)
+
+    def _ensure(self, moves: MoveTable, ext: np.ndarray) -> None:
+        pts_lo = np.array([min(getattr(moves, f"{a}0_mm")[ext].min(), getattr(moves, f"{a}1_mm")[ext].min()) for a in "xyz"])
+        pts_hi = np.array([max(getattr(moves, f"{a}0_mm")[ext].max(), getattr(moves, f"{a}1_mm")[ext].max()) for a in "xyz"])
+        need_lo = np.floor(pts_lo / self.voxel_mm).astype(np.int64)
+        need_hi = np.floor(pts_hi / self.voxel_mm).astype(np.int64) + 1
+        if self.acc is not None and np.all(need_lo >= self.lo) and np.all(need_hi <= self.hi):
+            return
+        lo = need_lo if self.lo is None else np.minimum(self.lo, need_lo)
+        hi = need_hi if self.hi is None else np.maximum(self.hi, need_hi)
+        lo, hi = lo - self.MARGIN, hi + self.MARGIN
+        while np.prod((hi - lo).astype(np.float64)) > self.GROW_LIMIT * self.max_voxels:
+            self._merge(2)
+            lo, hi = np.floor_divide(lo, 2), -np.floor_divide(-hi, 2)
+            if self.lo is not None:
+                lo, hi = np.minimum(lo, self.lo), np.maximum(hi, self.hi)
+        self._regrid(lo, hi)
+
+    def _spec(self, lo, hi) -> GridSpec:
+        return GridSpec(lo * self.voxel_mm, self.voxel_mm, tuple(int(n) for n in hi - lo),
+                        requested_voxel_mm=self.requested_mm)
+
+    def _regrid(self, lo, hi) -> None:
+        new = VoxelAccumulator(self._spec(lo, hi), self.components, lattice_offset=lo)
+        if self.acc is not None:  # copy the overlap of the old and new blocks (growth or crop)
+            old = self.acc
+            a, b = np.maximum(self.lo, lo), np.minimum(self.hi, hi)
+            dst = tuple(slice(int(x), int(y)) for x, y in zip(a - lo, b - lo))
+            src = tuple(slice(int(x), int(y)) for x, y in zip(a - self.lo, b - self.lo))
+            shp_new, shp_old = tuple(int(n) for n in hi - lo), old.spec.shape
+            k = len(self.components)
+            new._grid_e.reshape(*shp_new, k)[dst] = old._grid_e.reshape(*shp_old, k)[src]
+            for name in ("_t_first", "_t_last", "_dep", "_fil"):
+                getattr(new, name).reshape(shp_new)[dst] = getattr(old, name).reshape(shp_old)[src]
+            for name in ("_unplaced", "_total", "_placed", "_stats", "n_moves", "n_extrude"):
+                v = getattr(old, name)
+                setattr(new, name, v.copy() if isinstance(v, np.ndarray) else v)
+        self.acc, self.lo, self.hi = new, np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+
+    def _merge(self, f: int) -> None:
+        """Merge f³ blocks of the lattice in place (coarser voxel)."""
+        if self.acc is None:
+            self.voxel_mm *= f
+            return
+        lo, hi = self.lo, self.hi
+        nlo, nhi = np.floor_divide(lo, f), -np.floor_divide(-hi, f)
+        merged = VoxelAccumulator(GridSpec(nlo * self.voxel_mm * f, self.voxel_mm * f,
+                                           tuple(int(n) for n in nhi - nlo), requested_voxel_mm=self.requested_mm),
+                                  self.components, lattice_offset=nlo)
+        _merge_into(self.acc, merged, lo, nlo, f)
+        self.acc, self.lo, self.hi, self.voxel_mm = merged, nlo, nhi, self.voxel_mm * f
+
+    def finish(self, unplaced_j: Mapping[str, float] | None = None,
+               attrs: Mapping[str, Any] | None = None) -> "EnergyVoxelGrid | None":
+        pre = {c: float(self._pre._total[i]) for i, c in enumerate(self.components)}
+        extra = {c: pre[c] + float((unplaced_j or {}).get(c, 0.0)) for c in self.components}
+        if self.acc is None:
+            return None
+        acc = self.acc
+        shape = acc.spec.shape
+        hit = (acc._t_first.reshape(shape) != TIME_FILL_S)
+        if hit.any():
+            idx = [np.flatnonzero(hit.any(axis=tuple(j for j in range(3) if j != a))) for a in range(3)]
+            lo = self.lo + np.array([i[0] for i in idx])
+            hi = self.lo + np.array([i[-1] + 1 for i in idx])
+            self._regrid(lo, hi)
+        count = np.prod((self.hi - self.lo).astype(np.float64))
+        f = 1
+        while count > self.max_voxels:
+            f += 1
+            count = np.prod((-np.floor_divide(-self.hi, f) - np.floor_divide(self.lo, f)).astype(np.float64))
+        if f > 1:
+            self._merge(f)
+        return self.acc.finish(unplaced_j=extra, attrs=attrs)
+
+
+def _no_extrusion(moves: MoveTable) -> MoveTable:
+    """The same rows marked non-depositing (their energy is unplaced)."""
+    out = moves.take(slice(None))
+    out.kind = np.zeros(len(moves), np.int8)
+    return out
+
+
+def _merge_into(src: VoxelAccumulator, dst: VoxelAccumulator, lo, nlo, f: int) -> None:
+    shape = np.asarray(src.spec.shape)
+    k = len(src.components)
+    ii = [(np.arange(shape[a]) + lo[a]) // f - nlo[a] for a in range(3)]
+    flat = ((ii[0][:, None, None] * dst.spec.shape[1] + ii[1][None, :, None]) * dst.spec.shape[2]
+            + ii[2][None, None, :]).reshape(-1)
+    for c in range(k):
+        np.add.at(dst._grid_e[:, c], flat, src._grid_e[:, c])
+    np.add.at(dst._dep, flat, src._dep)
+    np.add.at(dst._fil, flat, src._fil)
+    hit = src._t_first != TIME_FILL_S
+    tf = np.full(dst._t_first.shape, np.inf)
+    np.minimum.at(tf, flat[hit], src._t_first[hit])
+    tl = np.full(dst._t_last.shape, -np.inf)
+    np.maximum.at(tl, flat[hit], src._t_last[hit])
+    dst._t_first[:] = np.where(np.isfinite(tf), tf, TIME_FILL_S)
+    dst._t_last[:] = np.where(np.isfinite(tl), tl, TIME_FILL_S)
+    for name in ("_unplaced", "_total", "_placed", "_stats"):
+        setattr(dst, name, getattr(src, name).copy())
+    dst.n_moves, dst.n_extrude = src.n_moves, src.n_extrude
