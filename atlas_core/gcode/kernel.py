@@ -82,7 +82,7 @@ QUEUE_REFRESH = 256  # re-plan when the queue exceeds this many blocks (PrusaSli
 QUEUE_KEEP = 64  # newest blocks kept open for look-ahead
 BLK_CAP = QUEUE_REFRESH + 8
 
-# ---------------------------------------------------------------- output columns
+# ---------------------------------------------------------------- output rows (column-major: out[col, row])
 O_X0, O_Y0, O_Z0, O_X1, O_Y1, O_Z1, O_E, O_DIST, O_T0, O_T1 = range(10)
 O_VIN, O_VCRUISE, O_VOUT, O_ACC, O_HOT, O_BED, O_CHAMBER, O_FAN = range(10, 18)
 NO = 18
@@ -119,31 +119,47 @@ def _upper(c):
     return c - 32 if 97 <= c <= 122 else c
 
 
+_POW10 = np.array([10.0 ** k for k in range(23)])
+
+
 @njit(cache=True, nogil=True)
 def _parse_number(buf, i, end):
-    """Parse a decimal number at buf[i:]; returns (value, next_index, ok). No exponent for 'E'."""
+    """Parse a decimal number at buf[i:]; returns (value, next_index, ok). No exponent for 'E'.
+
+    Digits accumulate in an integer mantissa scaled once by a power of ten (exact for <= 15 digits).
+    """
     n = end
     sign = 1.0
     if i < n and (buf[i] == 43 or buf[i] == 45):  # + -
         if buf[i] == 45:
             sign = -1.0
         i += 1
-    val = 0.0
+    mant = 0
     digits = 0
+    frac = 0
+    big = 0.0  # overflow path for absurdly long numbers
     while i < n and 48 <= buf[i] <= 57:
-        val = val * 10.0 + (buf[i] - 48)
+        if digits < 18:
+            mant = mant * 10 + (buf[i] - 48)
+        else:
+            big += 1.0
         digits += 1
         i += 1
     if i < n and buf[i] == 46:  # '.'
         i += 1
-        scale = 0.1
         while i < n and 48 <= buf[i] <= 57:
-            val += (buf[i] - 48) * scale
-            scale *= 0.1
+            if digits < 18:
+                mant = mant * 10 + (buf[i] - 48)
+                frac += 1
             digits += 1
             i += 1
     if digits == 0:
         return 0.0, i, False
+    val = float(mant)
+    if big > 0.0:
+        val *= 10.0 ** big
+    if frac > 0:
+        val = val / _POW10[frac] if frac < 23 else val * 10.0 ** (-frac)
     # lowercase exponent only ('1e308'); uppercase E is the extruder word in compact G-code
     if i + 1 < n and buf[i] == 101 and (48 <= buf[i + 1] <= 57 or buf[i + 1] == 45 or buf[i + 1] == 43):
         j = i + 1
@@ -319,29 +335,29 @@ def _finish_blocks(fs, is_, blk, keep, out_f, out_i, n_out):
         t0 = fs[F_TIME]
         fs[F_TIME] = t0 + t
         o = n_out
-        out_f[o, O_X0] = blk[i, B_X0]
-        out_f[o, O_Y0] = blk[i, B_Y0]
-        out_f[o, O_Z0] = blk[i, B_Z0]
-        out_f[o, O_X1] = blk[i, B_X1]
-        out_f[o, O_Y1] = blk[i, B_Y1]
-        out_f[o, O_Z1] = blk[i, B_Z1]
-        out_f[o, O_E] = blk[i, B_E]
-        out_f[o, O_DIST] = blk[i, B_DIST]
-        out_f[o, O_T0] = t0
-        out_f[o, O_T1] = t0 + t
-        out_f[o, O_VIN] = blk[i, B_ENTRY]
-        out_f[o, O_VCRUISE] = blk[i, B_CRUISE_V]
-        out_f[o, O_VOUT] = blk[i + 1, B_ENTRY] if i + 1 < n else blk[i, B_SAFE]
-        out_f[o, O_ACC] = blk[i, B_ACC]
-        out_f[o, O_HOT] = blk[i, B_HOT]
-        out_f[o, O_BED] = blk[i, B_BED]
-        out_f[o, O_CHAMBER] = blk[i, B_CHAMBER]
-        out_f[o, O_FAN] = blk[i, B_FAN]
-        out_i[o, OI_KIND] = int(blk[i, B_KIND])
-        out_i[o, OI_TOOL] = int(blk[i, B_TOOL])
-        out_i[o, OI_LAYER] = int(blk[i, B_LAYER])
-        out_i[o, OI_LINE] = int(blk[i, B_LINE])
-        out_i[o, OI_WAIT] = W_NONE
+        out_f[O_X0, o] = blk[i, B_X0]
+        out_f[O_Y0, o] = blk[i, B_Y0]
+        out_f[O_Z0, o] = blk[i, B_Z0]
+        out_f[O_X1, o] = blk[i, B_X1]
+        out_f[O_Y1, o] = blk[i, B_Y1]
+        out_f[O_Z1, o] = blk[i, B_Z1]
+        out_f[O_E, o] = blk[i, B_E]
+        out_f[O_DIST, o] = blk[i, B_DIST]
+        out_f[O_T0, o] = t0
+        out_f[O_T1, o] = t0 + t
+        out_f[O_VIN, o] = blk[i, B_ENTRY]
+        out_f[O_VCRUISE, o] = blk[i, B_CRUISE_V]
+        out_f[O_VOUT, o] = blk[i + 1, B_ENTRY] if i + 1 < n else blk[i, B_SAFE]
+        out_f[O_ACC, o] = blk[i, B_ACC]
+        out_f[O_HOT, o] = blk[i, B_HOT]
+        out_f[O_BED, o] = blk[i, B_BED]
+        out_f[O_CHAMBER, o] = blk[i, B_CHAMBER]
+        out_f[O_FAN, o] = blk[i, B_FAN]
+        out_i[OI_KIND, o] = int(blk[i, B_KIND])
+        out_i[OI_TOOL, o] = int(blk[i, B_TOOL])
+        out_i[OI_LAYER, o] = int(blk[i, B_LAYER])
+        out_i[OI_LINE, o] = int(blk[i, B_LINE])
+        out_i[OI_WAIT, o] = W_NONE
         n_out += 1
     if keep > 0:
         for i in range(keep):
@@ -365,23 +381,23 @@ def _emit_static(fs, is_, out_f, out_i, n_out, kind, dur_s, wait_heater, line):
     o = n_out
     t0 = fs[F_TIME]
     fs[F_TIME] = t0 + dur_s
-    out_f[o, O_X0] = out_f[o, O_X1] = fs[F_X]
-    out_f[o, O_Y0] = out_f[o, O_Y1] = fs[F_Y]
-    out_f[o, O_Z0] = out_f[o, O_Z1] = fs[F_Z]
-    out_f[o, O_E] = 0.0
-    out_f[o, O_DIST] = 0.0
-    out_f[o, O_T0] = t0
-    out_f[o, O_T1] = t0 + dur_s
-    out_f[o, O_VIN] = out_f[o, O_VCRUISE] = out_f[o, O_VOUT] = out_f[o, O_ACC] = 0.0
-    out_f[o, O_HOT] = fs[F_HOT]
-    out_f[o, O_BED] = fs[F_BED]
-    out_f[o, O_CHAMBER] = fs[F_CHAMBER]
-    out_f[o, O_FAN] = fs[F_FAN]
-    out_i[o, OI_KIND] = kind
-    out_i[o, OI_TOOL] = is_[I_TOOL]
-    out_i[o, OI_LAYER] = is_[I_LAYER]
-    out_i[o, OI_LINE] = line
-    out_i[o, OI_WAIT] = wait_heater
+    out_f[O_X0, o] = out_f[O_X1, o] = fs[F_X]
+    out_f[O_Y0, o] = out_f[O_Y1, o] = fs[F_Y]
+    out_f[O_Z0, o] = out_f[O_Z1, o] = fs[F_Z]
+    out_f[O_E, o] = 0.0
+    out_f[O_DIST, o] = 0.0
+    out_f[O_T0, o] = t0
+    out_f[O_T1, o] = t0 + dur_s
+    out_f[O_VIN, o] = out_f[O_VCRUISE, o] = out_f[O_VOUT, o] = out_f[O_ACC, o] = 0.0
+    out_f[O_HOT, o] = fs[F_HOT]
+    out_f[O_BED, o] = fs[F_BED]
+    out_f[O_CHAMBER, o] = fs[F_CHAMBER]
+    out_f[O_FAN, o] = fs[F_FAN]
+    out_i[OI_KIND, o] = kind
+    out_i[OI_TOOL, o] = is_[I_TOOL]
+    out_i[OI_LAYER, o] = is_[I_LAYER]
+    out_i[OI_LINE, o] = line
+    out_i[OI_WAIT, o] = wait_heater
     return n_out + 1
 
 
@@ -425,11 +441,18 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
     ax2 = f * dz * inv
     ax3 = f * de_logical * inv * fs[F_FLOW_FACTOR]
     factor = 1.0
-    for a in range(4):
-        va = abs((ax0, ax1, ax2, ax3)[a])
-        vmax = fs[F_VMAX + a]
-        if va > 0.0 and vmax > 0.0:
-            factor = min(factor, vmax / va)
+    va = abs(ax0)
+    if va > 0.0 and fs[F_VMAX] > 0.0:
+        factor = min(factor, fs[F_VMAX] / va)
+    va = abs(ax1)
+    if va > 0.0 and fs[F_VMAX + 1] > 0.0:
+        factor = min(factor, fs[F_VMAX + 1] / va)
+    va = abs(ax2)
+    if va > 0.0 and fs[F_VMAX + 2] > 0.0:
+        factor = min(factor, fs[F_VMAX + 2] / va)
+    va = abs(ax3)
+    if va > 0.0 and fs[F_VMAX + 3] > 0.0:
+        factor = min(factor, fs[F_VMAX + 3] / va)
     cruise = factor * f
     ax0 *= factor
     ax1 *= factor
@@ -442,19 +465,26 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
         acc = fs[F_RACC]
     else:
         acc = fs[F_ACC]
-    comps = (abs(dx) * inv, abs(dy) * inv, abs(dz) * inv, abs(de_logical) * inv)
-    for a in range(4):
-        amax = fs[F_AMAX + a]
-        if amax > 0.0 and acc * comps[a] > amax:
-            acc = amax
+    if fs[F_AMAX] > 0.0 and acc * abs(dx) * inv > fs[F_AMAX]:
+        acc = fs[F_AMAX]
+    if fs[F_AMAX + 1] > 0.0 and acc * abs(dy) * inv > fs[F_AMAX + 1]:
+        acc = fs[F_AMAX + 1]
+    if fs[F_AMAX + 2] > 0.0 and acc * abs(dz) * inv > fs[F_AMAX + 2]:
+        acc = fs[F_AMAX + 2]
+    if fs[F_AMAX + 3] > 0.0 and acc * abs(de_logical) * inv > fs[F_AMAX + 3]:
+        acc = fs[F_AMAX + 3]
     if acc <= 0.0:
         acc = 1.0
     # safe (jerk-limited) speed to start/stop this block from/to rest
     safe = cruise
-    for a in range(4):
-        jerk = fs[F_JERK + a]
-        if abs((ax0, ax1, ax2, ax3)[a]) > jerk:
-            safe = min(safe, jerk)
+    if abs(ax0) > fs[F_JERK]:
+        safe = min(safe, fs[F_JERK])
+    if abs(ax1) > fs[F_JERK + 1]:
+        safe = min(safe, fs[F_JERK + 1])
+    if abs(ax2) > fs[F_JERK + 2]:
+        safe = min(safe, fs[F_JERK + 2])
+    if abs(ax3) > fs[F_JERK + 3]:
+        safe = min(safe, fs[F_JERK + 3])
     vmax_junction = safe
     if is_[I_HAS_PREV] != 0 and fs[F_PREV_FEED] > 1e-4:
         if is_[I_JUNCTION] == 0:
@@ -524,7 +554,6 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
     blk[b, B_KIND] = kind
     blk[b, B_TOOL] = is_[I_TOOL]
     blk[b, B_LINE] = line
-    _trapezoid(blk, b, safe)
     # bookkeeping: layers, extrusion bbox, filament
     if kind == K_EXTRUDE:
         if is_[I_EXTRUDED] == 0 or z1 > fs[F_LAYER_Z] + 1e-4:
@@ -716,7 +745,7 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
     overflow; the caller flushes and calls again from ``next_offset``.
     """
     n = buf.shape[0]
-    cap = out_f.shape[0]
+    cap = out_f.shape[1]
     vals = np.zeros(26, np.float64)
     has = np.zeros(26, np.int8)
     i = start

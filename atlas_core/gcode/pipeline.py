@@ -22,7 +22,7 @@ from . import kernel as K
 from .machine import MachineProfile, Material, load_profile
 from .metadata import SlicerMetadata, parse_metadata
 from .moves import EXTRUDE, MoveTable
-from .planner import HeaterWaitSettler, Planner, finish_stats, iter_planned, to_move_table
+from .planner import HeaterWaitSettler, Planner, finish_stats, to_move_table
 from .reader import GcodeReadError, iter_gcode_chunks, read_head_tail
 from .voxel import EnergyVoxelGrid, LatticeGrid
 
@@ -123,11 +123,16 @@ def _accumulate(parts, acc, upto):
 _DONE = object()
 
 
-def _produce(chunks, planner: Planner, settle: HeaterWaitSettler, out: queue.Queue) -> None:
-    """Producer thread: read + interpret + plan (numba releases the GIL), hand tables to the consumer."""
+def _produce(chunks, planner: Planner, out: queue.Queue) -> None:
+    """Producer thread: read + interpret + plan (numba releases the GIL), hand rows to the consumer."""
     try:
-        for f, i in iter_planned(chunks, planner, settle):
-            out.put(to_move_table(f, i))
+        for chunk in chunks:
+            f, i = planner.feed(chunk)
+            if f.shape[1]:
+                out.put((f, i))
+        f, i = planner.finish()
+        if f.shape[1]:
+            out.put((f, i))
         out.put(_DONE)
     except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
         out.put(exc)
@@ -176,12 +181,14 @@ def _analyze(path, options: GcodeOptions, res: GcodeResult) -> None:
     before_first_extrusion = True
     tables: queue.Queue = queue.Queue(maxsize=1)
     worker = threading.Thread(target=_produce, args=(iter_gcode_chunks(path, options.chunk_bytes), planner,
-                                                     settle, tables), daemon=True)
+                                                     tables), daemon=True)
     worker.start()
     try:
-        while (mt := tables.get()) is not _DONE:
-            if isinstance(mt, BaseException):
-                raise mt
+        while (rows := tables.get()) is not _DONE:
+            if isinstance(rows, BaseException):
+                raise rows
+            settle(*rows)
+            mt = to_move_table(*rows)
             en = energy_mod.compute_energy_chunk(mt, profile, material, state)
             parts = np.stack([en[c] for c in COMPONENTS], axis=1)
             _accumulate(parts, totals, len(mt))

@@ -125,10 +125,10 @@ class PlanStats:
 
 def _collect(parts) -> tuple[np.ndarray, np.ndarray]:
     if not parts:
-        return np.zeros((0, K.NO)), np.zeros((0, K.NOI), np.int64)
+        return np.zeros((K.NO, 0)), np.zeros((K.NOI, 0), np.int64)
     if len(parts) == 1:
         return parts[0]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts], axis=1)
 
 
 class Planner:
@@ -138,14 +138,14 @@ class Planner:
         self.profile = profile
         self.fs, self.is_, self.blk = initial_state(profile, config, flavor)
         self._cap = MIN_CHUNK_CAPACITY
-        self._out_f = np.empty((0, K.NO))
-        self._out_i = np.empty((0, K.NOI), np.int64)
+        self._out_f = np.empty((K.NO, 0))
+        self._out_i = np.empty((K.NOI, 0), np.int64)
 
     def _buffers(self, need: int):
         cap = max(need, MIN_CHUNK_CAPACITY)
-        if self._out_f.shape[0] < cap:
-            self._out_f = np.empty((cap, K.NO))
-            self._out_i = np.empty((cap, K.NOI), np.int64)
+        if self._out_f.shape[1] < cap:
+            self._out_f = np.empty((K.NO, cap))
+            self._out_i = np.empty((K.NOI, cap), np.int64)
         return self._out_f, self._out_i
 
     def feed(self, chunk: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +159,7 @@ class Planner:
         while True:
             status, offset, n = K.scan(buf, self.fs, self.is_, self.blk, out_f, out_i, 0, offset)
             if n:
-                parts.append((out_f[:n].copy(), out_i[:n].copy()))
+                parts.append((out_f[:, :n].copy(), out_i[:, :n].copy()))
             if status == K.ST_DONE:
                 return _collect(parts)
 
@@ -167,7 +167,7 @@ class Planner:
         """End of stream: drain the look-ahead queue and return the last rows."""
         out_f, out_i = self._buffers(4 * K.BLK_CAP)
         n = K.finish(self.fs, self.is_, self.blk, out_f, out_i, 0)
-        return _collect([(out_f[:n].copy(), out_i[:n].copy())] if n else [])
+        return _collect([(out_f[:, :n].copy(), out_i[:, :n].copy())] if n else [])
 
     def stats(self) -> PlanStats:
         fs, is_ = self.fs, self.is_
@@ -243,33 +243,33 @@ class HeaterWaitSettler:
         self.unreachable = 0
 
     def __call__(self, f: np.ndarray, i: np.ndarray) -> None:
-        if not len(f):
+        if not f.shape[1]:
             return
-        dur = f[:, K.O_T1] - f[:, K.O_T0]
-        waits = i[:, K.OI_KIND] == K.K_HEAT_WAIT
-        targets = np.ascontiguousarray(f[:, [K.O_HOT, K.O_BED, K.O_CHAMBER]])
+        dur = f[K.O_T1] - f[K.O_T0]
+        waits = i[K.OI_KIND] == K.K_HEAT_WAIT
+        targets = np.ascontiguousarray(f[[K.O_HOT, K.O_BED, K.O_CHAMBER]].T)
         k_rows = np.zeros_like(targets)
-        k_rows[:, 0] = loss_w_per_k(self.profile.hotend, f[:, K.O_FAN])
+        k_rows[:, 0] = loss_w_per_k(self.profile.hotend, f[K.O_FAN])
         k_rows[:, 1] = self.profile.bed.loss_w_per_k
-        self.unreachable += _settle_waits(dur, i[:, K.OI_KIND], i[:, K.OI_WAIT], targets, k_rows, self.params,
+        self.unreachable += _settle_waits(dur, i[K.OI_KIND], i[K.OI_WAIT], targets, k_rows, self.params,
                                           self.ambient_c, MAX_HEAT_WAIT_S, self.temps_c)
         added = np.cumsum(np.where(waits, dur, 0.0))
-        f[:, K.O_T1] += self.shift_s + added
-        f[:, K.O_T0] = f[:, K.O_T1] - dur
+        f[K.O_T1] += self.shift_s + added
+        f[K.O_T0] = f[K.O_T1] - dur
         self.wait_s += float(added[-1])
         self.shift_s += float(added[-1])
 
 
 def to_move_table(f: np.ndarray, i: np.ndarray) -> MoveTable:
     return MoveTable(
-        x0_mm=f[:, K.O_X0], y0_mm=f[:, K.O_Y0], z0_mm=f[:, K.O_Z0],
-        x1_mm=f[:, K.O_X1], y1_mm=f[:, K.O_Y1], z1_mm=f[:, K.O_Z1],
-        e_mm=f[:, K.O_E], dist_mm=f[:, K.O_DIST], t_start_s=f[:, K.O_T0], t_end_s=f[:, K.O_T1],
-        v_entry_mm_s=f[:, K.O_VIN], v_cruise_mm_s=f[:, K.O_VCRUISE], v_exit_mm_s=f[:, K.O_VOUT],
-        accel_mm_s2=f[:, K.O_ACC], kind=i[:, K.OI_KIND].astype(np.int8), tool=i[:, K.OI_TOOL].astype(np.int8),
-        layer=i[:, K.OI_LAYER].astype(np.int32), hotend_target_c=f[:, K.O_HOT].astype(np.float32),
-        bed_target_c=f[:, K.O_BED].astype(np.float32), chamber_target_c=f[:, K.O_CHAMBER].astype(np.float32),
-        fan=f[:, K.O_FAN].astype(np.float32), line=i[:, K.OI_LINE].copy())
+        x0_mm=f[K.O_X0], y0_mm=f[K.O_Y0], z0_mm=f[K.O_Z0],
+        x1_mm=f[K.O_X1], y1_mm=f[K.O_Y1], z1_mm=f[K.O_Z1],
+        e_mm=f[K.O_E], dist_mm=f[K.O_DIST], t_start_s=f[K.O_T0], t_end_s=f[K.O_T1],
+        v_entry_mm_s=f[K.O_VIN], v_cruise_mm_s=f[K.O_VCRUISE], v_exit_mm_s=f[K.O_VOUT],
+        accel_mm_s2=f[K.O_ACC], kind=i[K.OI_KIND].astype(np.int8), tool=i[K.OI_TOOL].astype(np.int8),
+        layer=i[K.OI_LAYER].astype(np.int32), hotend_target_c=f[K.O_HOT].astype(np.float32),
+        bed_target_c=f[K.O_BED].astype(np.float32), chamber_target_c=f[K.O_CHAMBER].astype(np.float32),
+        fan=f[K.O_FAN].astype(np.float32), line=i[K.OI_LINE].copy())
 
 
 @dataclass
@@ -298,11 +298,11 @@ def iter_planned(chunks: Iterable[bytes], planner: Planner, settle: HeaterWaitSe
     for chunk in chunks:
         f, i = planner.feed(chunk)
         settle(f, i)
-        if len(f):
+        if f.shape[1]:
             yield f, i
     f, i = planner.finish()
     settle(f, i)
-    if len(f):
+    if f.shape[1]:
         yield f, i
 
 

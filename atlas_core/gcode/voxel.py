@@ -156,6 +156,29 @@ def _voxelize(p0, p1, e_mm, t0, t1, is_ext, energy, origin, vox, shape, offset,
             for c in range(n_c):
                 unplaced[c] += energy[i, c]
             continue
+        # fast path: the segment starts and ends strictly inside one stored voxel (most short moves);
+        # identical arithmetic to one traversal piece of fraction 1
+        same = True
+        for a in range(3):
+            k0 = math.floor((p0[i, a] - origin[a]) / vox[a])
+            k1 = math.floor((p1[i, a] - origin[a]) / vox[a])
+            if k0 != k1 or k0 < offset[a] or k0 >= offset[a] + shape[a]:
+                same = False
+                break
+            idx[a] = int(k0)
+        if same and p0[i, 0] != p1[i, 0] or same and p0[i, 1] != p1[i, 1] or same and p0[i, 2] != p1[i, 2]:
+            for a in range(3):
+                d[a] = p1[i, a] - p0[i, a]
+            length = math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+            v = ((idx[0] - offset[0]) * ny + idx[1] - offset[1]) * nz + idx[2] - offset[2]
+            for c in range(n_c):
+                placed[c] = 0.0
+            _deposit(v, 1.0, i, energy, grid_e, placed, t0[i], t0[i] + (t1[i] - t0[i]),
+                     t_first, t_last, dep, fil, length, e_mm[i])
+            stats[1] += 1
+            for c in range(n_c):
+                grid_e[v, c] += energy[i, c] - placed[c]
+            continue
         for c in range(n_c):
             placed[c] = 0.0
         for a in range(3):
