@@ -1,0 +1,165 @@
+"""`atlas video PATH... [--intrinsics FILE] [--device cpu|cuda] [--pose-weights FILE] [--out DIR] [--json]`
+
+PATH: a clip (any FFmpeg container), a folder (clips and .tar shards, recursive) or a WebDataset .tar shard,
+local or an fsspec URL (hf://datasets/... uses $HF_TOKEN). One record per clip; for shard members
+``path`` is ``shard.tar#member``. --json: strict JSON Lines on stdout. Otherwise a rich table (stdout) and a
+progress bar (stderr). --out DIR: per clip an Activity Tensor ``DIR/<key>.zarr`` (``.h5`` with --hdf5) and
+``DIR/video_activity.jsonl`` with all records, written atomically; nothing is written outside DIR.
+Exit 0: every input succeeded; 1: some failed (all are still reported); 2: usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+MOTION_HELP = "motion_energy is in fw^2/s^2: mean squared image speed, fw = frame widths (resolution-independent)"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("video", help="video calorimeter: activity, MET, kcal and waste events from video",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=MOTION_HELP)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="clip, folder or .tar shard (path or fsspec URL)")
+    p.add_argument("--intrinsics", metavar="FILE", help="fisheye intrinsics.json (default: the one beside each input)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="pose compute device (default cpu)")
+    p.add_argument("--pose-weights", metavar="FILE", help="YOLO pose weights (.pt); default $ATLAS_POSE_WEIGHTS or "
+                   "~/.cache/energy_atlas/models/yolo11n-pose.pt; never downloaded")
+    p.add_argument("--out", metavar="DIR", help="write Activity Tensors and video_activity.jsonl here")
+    p.add_argument("--json", action="store_true", help="strict JSON Lines on stdout, one record per clip")
+    p.add_argument("--hdf5", action="store_true", help="write tensors as HDF5 instead of Zarr")
+    p.add_argument("--body-mass-kg", type=float, default=None, help="worker body mass (default 70, ICRP reference man)")
+    p.add_argument("--threads", type=int, default=0, help="decoder/compute threads (default: all cores)")
+    p.add_argument("--flow-width", type=int, default=None, help="optical-flow width in px (default 320)")
+    p.add_argument("--dis-preset", choices=("ultrafast", "fast", "medium"), default=None, help="DIS preset (default fast)")
+    p.add_argument("--pose-fps", type=float, default=None, help="pose samples per second (default 1)")
+    p.set_defaults(func=run)
+
+
+def _usage(msg: str) -> int:
+    print(f"atlas video: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _config(args):
+    from atlas_core.video import CalorimeterConfig
+
+    changes = {"device": args.device, "threads": args.threads, "pose_weights": args.pose_weights}
+    for name in ("body_mass_kg", "flow_width", "dis_preset", "pose_fps"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    return CalorimeterConfig(**changes).validate()
+
+
+def run(args) -> int:
+    try:
+        from atlas_core.video import FisheyeIntrinsics, analyze_clip, iter_inputs, load_model
+        from atlas_core.video.atomic import dumps_strict, inside, safe_name, write_text_atomic
+    except ImportError as exc:
+        return _usage(f"video extras missing ({exc.name}); install with pip install -e '.[video]'")
+    try:
+        cfg = _config(args)
+    except (ValueError, TypeError) as exc:
+        return _usage(str(exc))
+    intr = None
+    if args.intrinsics:
+        try:
+            intr = FisheyeIntrinsics.from_json_bytes(Path(args.intrinsics).read_bytes())
+        except (OSError, ValueError) as exc:
+            return _usage(f"--intrinsics {args.intrinsics}: {exc}")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return _usage(f"--out {args.out}: {exc}")
+    try:
+        model, status = load_model(cfg)
+    except ValueError as exc:
+        return _usage(str(exc))
+
+    records, used = [], set()
+    view = None if args.json else _RichView(status)
+    try:
+        for rec in iter_inputs(args.paths, intr):
+            if view:
+                view.start(rec.path)
+            res = analyze_clip(rec, cfg, model, status)
+            if out is not None and res.tensor is not None:
+                _write_tensor(res, out, args.hdf5, used, inside, safe_name)
+            records.append(res.summary)
+            if args.json:
+                print(dumps_strict(res.summary), flush=True)
+            elif view:
+                view.done(res.summary)
+    finally:
+        if view:
+            view.close()
+    if out is not None:
+        write_text_atomic(out / "video_activity.jsonl", "".join(dumps_strict(r) + "\n" for r in records))
+    if view:
+        view.table(records)
+    return 0 if records and all(r["ok"] for r in records) else 1
+
+
+def _write_tensor(res, out: Path, hdf5: bool, used: set, inside, safe_name) -> None:
+    name = safe_name(res.summary.get("key") or res.path, used) + (".h5" if hdf5 else ".zarr")
+    target = inside(out, out / name)
+    res.summary["tensor_path"] = str(target)
+    try:
+        res.tensor.summary = res.summary
+        (res.tensor.to_hdf5 if hdf5 else res.tensor.to_zarr)(target)
+    except Exception as exc:  # a write failure fails this clip only
+        res.summary.update(ok=False, error=f"writing {name}: {type(exc).__name__}: {exc}"[:300], tensor_path=None)
+
+
+class _RichView:
+    """Progress bar on stderr while clips run; a summary table on stdout at the end."""
+
+    def __init__(self, status):
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.err = Console(stderr=True)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} clips"),
+                                 TimeElapsedColumn(), console=self.err, transient=True)
+        self.task = self.progress.add_task("video", total=None)
+        self.progress.start()
+        if not status.enabled:
+            self.err.print(f"pose: disabled ({status.reason})")
+
+    def start(self, path: str) -> None:
+        self.progress.update(self.task, description=f"analysing {path[-60:]}")
+
+    def done(self, summary: dict) -> None:
+        self.progress.advance(self.task)
+        if not summary["ok"]:
+            self.err.print(f"[red]FAILED[/red] {summary['path']}: {summary['error']}", markup=True, highlight=False)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+    def table(self, records: list[dict]) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="video calorimeter", caption=MOTION_HELP)
+        t.add_column("clip", overflow="fold", ratio=1)
+        for col in ("ok", "dur s", "idle s", "manip s", "loco s", "carry s", "MET", "kcal", "motion", "events"):
+            t.add_column(col, justify="right", no_wrap=True)
+        for r in records:
+            a = r["activity_s"]
+            me = (r["motion_energy"] or {}).get("residual_mean")
+            name = r["path"].replace("\\", "/").rsplit("/", 1)[-1]
+            t.add_row(name, "yes" if r["ok"] else "[red]no[/red]", _f(r["duration_s"], 1),
+                      _f(a["idle"], 0), _f(a["manipulation"], 0), _f(a["locomotion"], 0), _f(a["carrying_or_heavy"], 0),
+                      _f(r["met_mean"], 2), _f(r["kcal"], 2), _g(me), str(len(r["events"])))
+        Console(width=None if sys.stdout.isatty() else 140).print(t)
+
+
+def _g(x) -> str:
+    return "-" if x is None else f"{x:.2g}"
+
+
+def _f(x, nd: int) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"

@@ -1,0 +1,83 @@
+"""Atomic writes (temp name in the same folder, then rename) and safe output names."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; on success it replaces `path` (file or folder), else it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp / path.name
+    try:
+        yield target
+        if is_dir:
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(target, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def json_safe(obj):
+    """Replace NaN/inf by None and numpy scalars/arrays by Python values, recursively (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return json_safe(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def dumps_strict(obj) -> str:
+    return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"))
+
+
+def safe_name(label: str, used: set[str] | None = None) -> str:
+    """A file name from an untrusted label: [A-Za-z0-9._-] only, no leading dot, at most 120 chars, unique in `used`."""
+    base = _UNSAFE.sub("_", label).strip("._-")[:120] or "clip"
+    name = base
+    if used is not None:
+        if name in used:
+            name = f"{base}-{hashlib.sha1(label.encode('utf-8', 'replace')).hexdigest()[:8]}"
+        while name in used:
+            name += "_"
+        used.add(name)
+    return name
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """`path` resolved, checked to lie inside `root` (raises ValueError otherwise)."""
+    root_r, p = Path(root).resolve(), Path(path).resolve()
+    if p != root_r and root_r not in p.parents:
+        raise ValueError(f"refusing to write outside the output folder: {path}")
+    return p
