@@ -11,7 +11,6 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from atlas_assets.definitions import defs
 from atlas_assets.gcode.assets import gcode_energy
 from atlas_resources import resources_for_env
 

@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="numba-cold-") as d:
             r = run_ours(None, CHUNK, warm.path, numba_cache=d)
         report["cold_compile"] = r
-        log(f"numba cold compile (empty cache, tiny file): "
+        log("numba cold compile (empty cache, tiny file): "
             + (f"first call {r['warm_s']:.1f} s, import {r['import_s']:.1f} s" if "warm_s" in r else f"ERROR {r['error']}"))
     r = run_ours(None, CHUNK, warm.path)
     report["warmup"] = r

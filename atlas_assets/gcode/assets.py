@@ -21,6 +21,7 @@ from atlas_core.gcode.machine import load_profile
 from atlas_core.gcode.pipeline import COMPONENTS, GcodeOptions, analyze_file
 from atlas_resources import AtlasStorage, Member, Slice100kSource
 
+from ..tables import collect_tables, failures_md, table_digest
 from . import checks
 from .partitions import gcode_batches
 
@@ -154,8 +155,7 @@ def materialize_batch(context, source: Slice100kSource, storage: AtlasStorage, p
             context.log.warning(f"{member.relpath}: {out.row['error']}")
     table = batch_table(rows)
     key = batch_table_key(storage, partition)
-    table_hash = hashlib.sha256(pd.util.hash_pandas_object(table.fillna(""), index=False).values.tobytes()).hexdigest()
-    storage.commit_table(key, table, table_hash, {"files": len(table), "partition": partition,
+    storage.commit_table(key, table, table_digest(table), {"files": len(table), "partition": partition,
                                                   "source_fingerprint": source.fingerprint(members)})
     return table, skipped, storage.uri(key)
 
@@ -173,9 +173,8 @@ def batch_metadata(table: pd.DataFrame, skipped: int, uri: str) -> dict[str, Any
         "print_time_h": float(ok.print_time_s.sum()) / 3600 if len(ok) else 0.0,
         **{f"energy_{c}_kj": float(ok[f"{c}_j"].sum()) / 1e3 for c in (*COMPONENTS, "total")},
     }
-    if len(failed):
-        meta["failures"] = dg.MetadataValue.md(
-            "\n".join(f"- `{p}`: {e}" for p, e in zip(failed.path.head(50), failed.error.head(50))))
+    if (fails := failures_md(table)) is not None:
+        meta["failures"] = fails
     if len(ok):
         meta["energy_plot"] = dg.MetadataValue.md(energy_bar_png_md(table))
     return meta
@@ -188,24 +187,17 @@ def batch_metadata(table: pd.DataFrame, skipped: int, uri: str) -> dict[str, Any
     description="Every materialized G-code batch in one table (read lazily: batch tables only, never grids).",
 )
 def planned_energy_summary(context: dg.AssetExecutionContext, storage: AtlasStorage) -> dg.MaterializeResult:
-    tables = []
-    for key in gcode_energy.partitions_def.get_partition_keys():
-        table_key = batch_table_key(storage, key)
-        if storage.read_manifest(table_key) is not None:
-            t = storage.read_table(table_key)
-            t.insert(0, "partition", key)
-            tables.append(t)
-    table = pd.concat(tables, ignore_index=True) if tables else batch_table([]).assign(partition=[])
-    digest = hashlib.sha256(pd.util.hash_pandas_object(table.fillna(""), index=False).values.tobytes()).hexdigest()
-    res = storage.commit_table(f"{DOMAIN}/summary", table, digest or "empty", {"batches": len(tables)})
+    table, n_batches = collect_tables(storage, gcode_energy.partitions_def.get_partition_keys(), batch_table_key,
+                                      list(batch_table([]).columns))
+    res = storage.commit_table(f"{DOMAIN}/summary", table, table_digest(table), {"batches": n_batches})
     meta = batch_metadata(table, 0, res.uri)
     meta.pop("skipped_unchanged", None)
-    meta["batches"] = len(tables)
+    meta["batches"] = n_batches
     if len(table):
         by_slicer = table[table.status == "ok"].groupby(table.slicer.fillna("unknown")).agg(
             files=("path", "size"), total_kj=("total_j", lambda s: s.sum() / 1e3))
         meta["by_slicer"] = dg.MetadataValue.md(by_slicer.to_markdown() if _has_tabulate() else by_slicer.to_string())
-    context.log.info(f"{len(table)} file(s) from {len(tables)} batch(es)")
+    context.log.info(f"{len(table)} file(s) from {n_batches} batch(es)")
     return dg.MaterializeResult(metadata=meta)
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 
 from atlas_core.gcode.pipeline import COMPONENTS
 
+from ..tables import failure_ratio_check
+
 ASSET = dg.AssetKey("gcode_energy")
-MAX_FAILURE_RATIO = 0.10
 MAX_MEDIAN_TIME_ERROR = 0.03  # the planner's accuracy bar against slicer estimates
 MAX_MEDIAN_FILAMENT_ERROR = 0.005
 
@@ -49,13 +50,5 @@ def slicer_agreement(table: pd.DataFrame) -> dg.AssetCheckResult:
                                          "median_filament_error_pct": 100 * f_med})
 
 
-def failure_ratio(table: pd.DataFrame) -> dg.AssetCheckResult:
-    n = len(table)
-    failed = int((table.status != "ok").sum())
-    ratio = failed / n if n else 0.0
-    return dg.AssetCheckResult(check_name="failure_ratio", passed=ratio <= MAX_FAILURE_RATIO,
-                               metadata={"files": n, "failed": failed, "failure_ratio": ratio})
-
-
 def evaluate(table: pd.DataFrame) -> list[dg.AssetCheckResult]:
-    return [energy_physics(table), slicer_agreement(table), failure_ratio(table)]
+    return [energy_physics(table), slicer_agreement(table), failure_ratio_check(table, "files")]

@@ -22,6 +22,7 @@ from atlas_core.video.sources import iter_shard
 from atlas_core.video.timeline import CLASSES
 from atlas_resources import GPU_POOL, AtlasStorage, ComputeResource, EgocentricSource
 
+from ..tables import collect_tables, failures_md, table_digest
 from . import checks
 from .partitions import video_shards
 
@@ -106,8 +107,7 @@ def materialize_shard(context, source: EgocentricSource, storage: AtlasStorage, 
             storage.commit_bytes(item_key, json.dumps(summary).encode(), content_hash, meta, force=cfg.force)
         rows.append(_row(summary, content_hash, item_key))
     table = pd.DataFrame(rows, columns=SHARD_COLUMNS)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(table.astype(str), index=False).values.tobytes()).hexdigest()
-    storage.commit_table(shard_table_key(storage, key), table, digest,
+    storage.commit_table(shard_table_key(storage, key), table, table_digest(table),
                          {"clips": len(table), "partition": key, "source_fingerprint": shard_fp,
                           "pose": pose_status.as_dict()})
     return table, skipped
@@ -142,9 +142,8 @@ def shard_metadata(table: pd.DataFrame, skipped: int, uri: str, compute: Compute
     }
     if compute is not None:
         meta["compute"] = dg.MetadataValue.json(compute.describe())
-    if len(failed):
-        meta["failures"] = dg.MetadataValue.md(
-            "\n".join(f"- `{p}`: {e}" for p, e in zip(failed.path.head(50), failed.error.head(50))))
+    if (fails := failures_md(table)) is not None:
+        meta["failures"] = fails
     return meta
 
 
@@ -155,18 +154,10 @@ def shard_metadata(table: pd.DataFrame, skipped: int, uri: str, compute: Compute
     description="Every materialized shard in one table (shard tables only, never tensors).",
 )
 def observed_activity_summary(context: dg.AssetExecutionContext, storage: AtlasStorage) -> dg.MaterializeResult:
-    keys = context.instance.get_dynamic_partitions(video_shards.name)
-    tables = []
-    for key in keys:
-        tk = shard_table_key(storage, key)
-        if storage.read_manifest(tk) is not None:
-            t = storage.read_table(tk)
-            t.insert(0, "partition", key)
-            tables.append(t)
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["partition", *SHARD_COLUMNS])
-    digest = hashlib.sha256(pd.util.hash_pandas_object(table.astype(str), index=False).values.tobytes()).hexdigest()
-    res = storage.commit_table(f"{DOMAIN}/summary", table, digest, {"shards": len(tables)})
+    table, n_shards = collect_tables(storage, context.instance.get_dynamic_partitions(video_shards.name),
+                                     shard_table_key, SHARD_COLUMNS)
+    res = storage.commit_table(f"{DOMAIN}/summary", table, table_digest(table), {"shards": n_shards})
     meta = shard_metadata(table, 0, res.uri, None)
     meta.pop("skipped_unchanged", None)
-    meta["shards"] = len(tables)
+    meta["shards"] = n_shards
     return dg.MaterializeResult(metadata=meta)

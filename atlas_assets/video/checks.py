@@ -8,8 +8,9 @@ import pandas as pd
 
 from atlas_core.video.timeline import CLASSES
 
+from ..tables import failure_ratio_check
+
 ASSET = dg.AssetKey("video_activity")
-MAX_FAILURE_RATIO = 0.10
 
 CHECK_SPECS = [
     dg.AssetCheckSpec("activity_physics", asset=ASSET,
@@ -31,12 +32,5 @@ def activity_physics(table: pd.DataFrame) -> dg.AssetCheckResult:
                                metadata={"checked": len(ok), "violations": len(bad), "examples": ", ".join(bad[:5])})
 
 
-def failure_ratio(table: pd.DataFrame) -> dg.AssetCheckResult:
-    n = len(table)
-    failed = int((table.status != "ok").sum())
-    return dg.AssetCheckResult(check_name="failure_ratio", passed=(failed / n if n else 0.0) <= MAX_FAILURE_RATIO,
-                               metadata={"clips": n, "failed": failed})
-
-
 def evaluate(table: pd.DataFrame) -> list[dg.AssetCheckResult]:
-    return [activity_physics(table), failure_ratio(table)]
+    return [activity_physics(table), failure_ratio_check(table, "clips")]

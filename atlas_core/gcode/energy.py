@@ -35,16 +35,14 @@ per-move figures as ``compute_energy`` on the concatenated table.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from .machine import MachineProfile, Material, Mechanics
 from .moves import EXTRUDE, MoveTable
-import math
-
-from numba import njit
-
 from .thermal import heater_step, loss_w_per_k
 
 G_M_S2 = 9.80665  # standard gravity (3rd CGPM 1901, ISO 80000-3)
