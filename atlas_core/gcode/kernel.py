@@ -122,7 +122,7 @@ def _upper(c):
 _POW10 = np.array([10.0 ** k for k in range(23)])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _parse_number(buf, i, end):
     """Parse a decimal number at buf[i:]; returns (value, next_index, ok). No exponent for 'E'.
 
@@ -181,7 +181,7 @@ def _parse_number(buf, i, end):
     return sign * val, i, True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _match(buf, i, end, pat):
     """True if buf[i:] starts with pat (case-insensitive, pat upper-case)."""
     m = pat.shape[0]
@@ -209,7 +209,7 @@ P_SCV = _pat("SQUARE_CORNER_VELOCITY=")
 P_G10_RETRACT = _pat("G10")
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _parse_words(buf, i, end, vals, has):
     """Parse letter-number words from buf[i:end] into vals/has (26 letters). Returns bad-word count.
 
@@ -261,7 +261,7 @@ def _max_allowable_speed(accel, target_v, dist):
     return math.sqrt(v) if v > 0.0 else 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _trapezoid(blk, b, exit_v):
     """Accelerate/cruise/decelerate distances of block b for its entry speed and exit_v."""
     acc = blk[b, B_ACC]
@@ -282,7 +282,7 @@ def _trapezoid(blk, b, exit_v):
     blk[b, B_CRUISE_V] = cruise_v
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _block_time(blk, b):
     acc = blk[b, B_ACC]
     v0 = blk[b, B_ENTRY]
@@ -599,7 +599,7 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
     return n_out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _target(fs, is_, vals, has, axis, rel):
     """Absolute machine target of an axis word (X=0,Y=1,Z=2,E=3) honouring G91/M83, G92 and units."""
     letter = (23, 24, 25, 4)[axis]
@@ -686,7 +686,7 @@ def _arc_segments(fs, is_, vals, has):
     return min(n, MAX_ARC_SEGMENTS + 2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _set_accel(fs, idx, idx_max, value):
     if value <= 0.0:
         return
@@ -694,7 +694,7 @@ def _set_accel(fs, idx, idx_max, value):
     fs[idx] = value if vmax <= 0.0 else min(value, vmax)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _kv_value(buf, i, end):
     """Value after KEY= in a Klipper extended command."""
     v, j, ok = _parse_number(buf, i, end)
@@ -817,9 +817,13 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
         code = int(num)
         for q in range(26):
             has[q] = 0
+        bad = 0
+        if (c == 71 or c == 77) and not (c == 77 and (code == 117 or code == 118 or code == 23 or code == 28
+                                                      or code == 30 or code == 32 or code == 33 or code == 928)):
+            bad = _parse_words(buf, k2, line_end, vals, has)  # one call site: inlined once
         if c == 71:  # ---------------------------------------------------------- G
             if code == 0 or code == 1 or code == 2 or code == 3:
-                is_[I_BAD_WORDS] += _parse_words(buf, k2, line_end, vals, has)
+                is_[I_BAD_WORDS] += bad
                 if has[5] == 1:  # F
                     if vals[5] > 0.0:
                         fs[F_FEED] = vals[5] * fs[F_UNITS] / 60.0
@@ -843,7 +847,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                         return ST_NEED_SPACE, i, n_out
                     n_out = _arc(fs, is_, blk, vals, has, code == 2, line_no, out_f, out_i, n_out, fs[F_FEED])
             elif code == 4:  # dwell: P ms, S s
-                _parse_words(buf, k2, line_end, vals, has)
                 dur = 0.0
                 if has[15] == 1:
                     dur += max(0.0, vals[15]) / 1000.0
@@ -855,7 +858,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                     n_out = _emit_static(fs, is_, out_f, out_i, n_out, K_DWELL, dur, W_NONE, line_no)
                 fs[F_DWELL_S] += dur
             elif code == 10 or code == 11:  # firmware retraction (G10 with P/L = tool offsets/temps)
-                _parse_words(buf, k2, line_end, vals, has)
                 if has[15] != 0 or has[11] != 0 or (code == 10 and (has[23] != 0 or has[24] != 0)):
                     pass
                 elif (code == 10) != (is_[I_FW_RETRACTED] == 1):
@@ -872,7 +874,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
             elif code == 21:
                 fs[F_UNITS] = 1.0
             elif code == 28:  # homing: named axes (or all) to 0 at the homing feedrate
-                _parse_words(buf, k2, line_end, vals, has)
                 any_axis = has[23] != 0 or has[24] != 0 or has[25] != 0
                 n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
                 for a in range(3):
@@ -890,7 +891,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
             elif code == 91:
                 is_[I_REL_XYZ] = 1
             elif code == 92:  # set position
-                _parse_words(buf, k2, line_end, vals, has)
                 u = fs[F_UNITS]
                 anyw = False
                 for a in range(3):
@@ -922,7 +922,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                 is_[I_REL_E] = 1
                 is_[I_M83_SEEN] = 1
             elif code in (104, 109, 140, 190, 141, 191) or (code == 6 and sailfish):
-                _parse_words(buf, k2, line_end, vals, has)
                 target = -1.0
                 if has[18] == 1:  # S
                     target = vals[18]
@@ -948,7 +947,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                     n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
                     n_out = _emit_static(fs, is_, out_f, out_i, n_out, K_HEAT_WAIT, 0.0, heater, line_no)
             elif code == 106:
-                _parse_words(buf, k2, line_end, vals, has)
                 if has[15] != 1 or vals[15] == 0:  # part fan (no P or P0)
                     if has[18] != 1:
                         fs[F_FAN] = 1.0
@@ -959,7 +957,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
             elif code == 107:
                 fs[F_FAN] = 0.0
             elif code == 201 or code == 203 or code == 566:
-                _parse_words(buf, k2, line_end, vals, has)
                 # M566 (RRF jerk) and M203 outside Marlin/Smoothie/Klipper are in mm/min
                 unit = 1.0
                 if code == 566 or (code == 203 and (flavor == FL_RRF or flavor == FL_REPRAP)):
@@ -972,7 +969,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                         if code == 566 and a == 0 and has[24] != 1:
                             fs[base + 1] = vals[L] * unit
             elif code == 204:
-                _parse_words(buf, k2, line_end, vals, has)
                 if has[18] == 1:  # legacy S: print + travel; T: retract
                     _set_accel(fs, F_ACC, F_ACC_MAX, vals[18])
                     _set_accel(fs, F_TACC, F_TACC_MAX, vals[18])
@@ -986,7 +982,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                     if has[19] == 1:
                         _set_accel(fs, F_TACC, F_TACC_MAX, vals[19])
             elif code == 205:
-                _parse_words(buf, k2, line_end, vals, has)
                 if has[23] == 1 and vals[23] >= 0:
                     fs[F_JERK + 0] = vals[23]
                     fs[F_JERK + 1] = vals[23]
@@ -1003,7 +998,6 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                 if has[9] == 1 and vals[9] > 0:
                     fs[F_JD] = vals[9]
             elif code == 207 or code == 208:  # firmware retraction settings (Marlin FWRETRACT)
-                _parse_words(buf, k2, line_end, vals, has)
                 if code == 207:
                     if has[18] == 1 and vals[18] >= 0:
                         fs[F_FW_LEN] = vals[18]
@@ -1013,22 +1007,18 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                     if has[5] == 1 and vals[5] > 0:
                         fs[F_FW_REC_FEED] = vals[5] / 60.0
             elif code == 220:
-                _parse_words(buf, k2, line_end, vals, has)
                 if has[18] == 1 and 1.0 <= vals[18] <= 1000.0:
                     fs[F_SPEED_FACTOR] = vals[18] / 100.0
             elif code == 221:
-                _parse_words(buf, k2, line_end, vals, has)
                 if has[18] == 1 and has[19] != 1 and 1.0 <= vals[18] <= 1000.0:
                     fs[F_FLOW_FACTOR] = vals[18] / 100.0
             elif code == 400 or code == 0 or code == 1 or code == 600 or code == 601 or code == 25:
                 n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
             elif code == 108 and sailfish:
-                _parse_words(buf, k2, line_end, vals, has)
                 if has[19] == 1 and 0 <= vals[19] < 8:
                     is_[I_TOOL] = int(vals[19])
                     fs[F_HOT] = fs[F_TEMP_T + is_[I_TOOL]]
             elif code == 132:  # MakerBot: recall home offsets
-                _parse_words(buf, k2, line_end, vals, has)
                 for a in range(3):
                     if has[23 + a] != 0:
                         fs[F_OX + a] = 0.0

@@ -122,7 +122,7 @@ def extrusion_bbox_mm(moves: MoveTable) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------- kernel
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _deposit(v, frac, i, energy, grid_e, placed, t_in, t_out, t_first, t_last, dep, fil, length, e):
     for c in range(energy.shape[1]):
         q = energy[i, c] * frac
