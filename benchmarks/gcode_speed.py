@@ -10,7 +10,7 @@ verdict against the issue's bars:
 * throughput: our ``analyze_file`` (read, metadata, plan, energy, voxelize at 2 mm) >= 10x the
   throughput of Printrun's ``gcoder.GCode(lines)`` + ``estimate_duration()`` on the >= 70 MB file;
 * memory: our peak RSS <= 1.5 GB (1.5e9 bytes) on the >= 200 MB file;
-* chunking: 16 MiB chunks, 4 MiB chunks and one chunk holding the whole file give identical
+* chunking: default (4 MiB) chunks, 16 MiB chunks and one chunk holding the whole file give identical
   summary figures and voxel grids.
 
 Method.  Every measurement runs in its own child process, so peak RSS (``os.wait4`` ``ru_maxrss``)
@@ -49,8 +49,8 @@ PEER_SPEC = "Printrun==2.2.0"
 OUT_JSON = REPO / "benchmarks" / "out" / "gcode_speed.json"
 MACHINE = "generic_reprap"
 VOXEL_MM = 2.0
-CHUNK = 16 * 2**20
-ALT_CHUNK = 4 * 2**20
+CHUNK = 4 * 2**20  # = atlas_core.gcode.pipeline.DEFAULT_CHUNK_BYTES (not imported: the parent stays light)
+ALT_CHUNK = 16 * 2**20
 BAR_RATIO = 10.0
 BAR_RSS_BYTES = 1.5e9
 BAR_SPEED_MIN_BYTES = 70_000_000
@@ -314,15 +314,15 @@ def bench_file(bf: _bigfiles.BenchFile, warm: Path, args, peer_py: Path | None, 
         log(f"  ours  repeated runs give {'identical' if same == {'identical'} else 'DIFFERENT'} results")
     if check_chunks and good:
         # reference: the unchunked path (one chunk holds the whole file); compared with the timed
-        # 16 MiB runs and with 4 MiB chunks (and 1 MiB where the file fits in one 16 MiB chunk)
+        # default-chunk runs and 16 MiB chunks (1 MiB where the file fits in one 16 MiB chunk)
         one = run_ours(bf.path, bf.size_bytes + 2**20, warm)
         checks = []
         if "error" in one:
             checks.append({"label": "one chunk", "verdict": "error", "detail": one["error"]})
         else:
             log(f"  ours  one chunk (unchunked path): {one['time_s']:.2f} s  peak RSS {one['peak_rss_bytes'] / MB:.0f} MB")
-            variants = ([("16 MiB", None), ("4 MiB", ALT_CHUNK)] if bf.size_bytes > CHUNK
-                        else [("4 MiB", ALT_CHUNK), ("1 MiB", 2**20)])  # 16 MiB would be one chunk already
+            variants = ([(f"{CHUNK >> 20} MiB", None), ("16 MiB", ALT_CHUNK)] if bf.size_bytes > ALT_CHUNK
+                        else [(f"{CHUNK >> 20} MiB", None), ("1 MiB", 2**20)])  # 16 MiB would be one chunk already
             for label, chunk in variants:
                 r = good[0] if chunk is None else run_ours(bf.path, chunk, warm)
                 if "error" in r:

@@ -27,7 +27,7 @@ from .reader import GcodeReadError, iter_gcode_chunks, read_head_tail
 from .voxel import EnergyVoxelGrid, LatticeGrid
 
 DEFAULT_MACHINE = "generic_reprap"
-DEFAULT_CHUNK_BYTES = 8 * 2**20
+DEFAULT_CHUNK_BYTES = 4 * 2**20
 COMPONENTS = ("kinetic", "hotend", "bed", "material", "electronics")
 
 
