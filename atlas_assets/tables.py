@@ -46,3 +46,24 @@ def failure_ratio_check(table: pd.DataFrame, unit: str) -> dg.AssetCheckResult:
     ratio = failed / n if n else 0.0
     return dg.AssetCheckResult(check_name="failure_ratio", passed=ratio <= MAX_FAILURE_RATIO,
                                metadata={unit: n, "failed": failed, "failure_ratio": ratio})
+
+
+def bar_png_md(labels: list[str], values: list[float], xlabel: str, title: str, alt: str) -> dg.MetadataValue:
+    """Markdown metadata with an inline base64 PNG horizontal bar chart (readable at a glance in the UI)."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=80)
+    ax.barh(labels, values, color="#c0504d")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")

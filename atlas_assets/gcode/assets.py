@@ -21,7 +21,7 @@ from atlas_core.gcode.machine import load_profile
 from atlas_core.gcode.pipeline import COMPONENTS, GcodeOptions, analyze_file
 from atlas_resources import AtlasStorage, Member, Slice100kSource
 
-from ..tables import collect_tables, failures_md, table_digest
+from ..tables import bar_png_md, collect_tables, failures_md, table_digest
 from . import checks
 from .partitions import gcode_batches
 
@@ -96,26 +96,11 @@ def batch_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def energy_bar_png_md(table: pd.DataFrame) -> str:
-    """Markdown with an inline base64 PNG: energy by component of this batch."""
-    import base64
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def energy_plot(table: pd.DataFrame) -> dg.MetadataValue:
+    """Energy by component of the batch's ok files, as an inline PNG."""
     ok = table[table.status == "ok"]
-    kj = [float(ok[f"{c}_j"].sum()) / 1e3 for c in COMPONENTS]
-    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=80)
-    ax.barh(list(COMPONENTS), kj, color="#c0504d")
-    ax.set_xlabel("energy (kJ)")
-    ax.set_title(f"planned energy of {len(ok)} file(s)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return f"![energy by component](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+    return bar_png_md(list(COMPONENTS), [float(ok[f"{c}_j"].sum()) / 1e3 for c in COMPONENTS], "energy (kJ)",
+                      f"planned energy of {len(ok)} file(s)", "energy by component")
 
 
 @dg.asset(
@@ -176,7 +161,7 @@ def batch_metadata(table: pd.DataFrame, skipped: int, uri: str) -> dict[str, Any
     if (fails := failures_md(table)) is not None:
         meta["failures"] = fails
     if len(ok):
-        meta["energy_plot"] = dg.MetadataValue.md(energy_bar_png_md(table))
+        meta["energy_plot"] = energy_plot(table)
     return meta
 
 

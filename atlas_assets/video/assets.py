@@ -22,7 +22,7 @@ from atlas_core.video.sources import iter_shard
 from atlas_core.video.timeline import CLASSES
 from atlas_resources import GPU_POOL, AtlasStorage, ComputeResource, EgocentricSource
 
-from ..tables import collect_tables, failures_md, table_digest
+from ..tables import bar_png_md, collect_tables, failures_md, table_digest
 from . import checks
 from .partitions import video_shards
 
@@ -144,6 +144,9 @@ def shard_metadata(table: pd.DataFrame, skipped: int, uri: str, compute: Compute
         meta["compute"] = dg.MetadataValue.json(compute.describe())
     if (fails := failures_md(table)) is not None:
         meta["failures"] = fails
+    if len(ok):
+        meta["activity_plot"] = bar_png_md(list(CLASSES), [float(ok[f"{c}_s"].sum()) / 60 for c in CLASSES],
+                                           "minutes", f"observed activity of {len(ok)} clip(s)", "activity by class")
     return meta
 
 

@@ -55,6 +55,9 @@ def test_materialize_batches_rerun_and_failures(corpus, tmp_path):
         assert res.success
         mat = res.asset_materializations_for_node("gcode_energy")[0]
         seen[key] = mat.metadata
+        if mat.metadata["ok"].value:
+            assert mat.metadata["energy_plot"].value.startswith("![energy by component](data:image/png;base64,")
+            assert mat.metadata["energy_total_kj"].value > 0
         table = storage.read_table(storage.item_path("gcode", key, "_batch"))
         for row in table.itertuples():
             assert _bucket_of(row.path) == key

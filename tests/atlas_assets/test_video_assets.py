@@ -63,6 +63,8 @@ def test_shard_partition_sensor_and_rerun(tmp_path, clip_files):
     assert out.success
     md = out.asset_materializations_for_node("video_activity")[0].metadata
     assert md["clips"].value == 3 and md["ok"].value == 2 and md["failed"].value == 1
+    assert md["activity_plot"].value.startswith("![activity by class](data:image/png;base64,")
+    assert "json without" in md["failures"].value or "mp4" in md["failures"].value
     table = storage.read_table(shard_table_key(storage, first))
     by_label = {json.loads(json.dumps(r))["clip"]: r for r in table.to_dict("records")}
     assert len(by_label) == 3

@@ -1,0 +1,46 @@
+"""Snapshot of the asset graph: keys, dependencies, partitioning, checks, sensors, schedules, pools."""
+from __future__ import annotations
+
+import dagster as dg
+
+from atlas_assets.definitions import defs
+from atlas_assets.gcode.partitions import gcode_bucket_keys
+
+EXPECTED_ASSETS = {
+    "gcode_energy": {"deps": set(), "partitions": "static", "checks": {"energy_physics", "slicer_agreement",
+                                                                       "failure_ratio"}},
+    "planned_energy_summary": {"deps": {"gcode_energy"}, "partitions": None, "checks": set()},
+    "video_activity": {"deps": set(), "partitions": "dynamic", "checks": {"activity_physics", "failure_ratio"}},
+    "observed_activity_summary": {"deps": {"video_activity"}, "partitions": None, "checks": set()},
+}
+
+
+def test_asset_graph_snapshot():
+    graph = defs.get_repository_def().asset_graph
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(EXPECTED_ASSETS)
+    for name, want in EXPECTED_ASSETS.items():
+        node = graph.get(dg.AssetKey(name))
+        assert {p.to_user_string() for p in node.parent_keys} == want["deps"], name
+        part = node.partitions_def
+        if want["partitions"] is None:
+            assert part is None, name
+        elif want["partitions"] == "static":
+            assert isinstance(part, dg.StaticPartitionsDefinition)
+            assert part.get_partition_keys() == gcode_bucket_keys(256)
+        else:
+            assert isinstance(part, dg.DynamicPartitionsDefinition) and part.name == "egocentric_shards"
+        checks = {c.name for c in graph.get_check_keys_for_assets([dg.AssetKey(name)])}
+        assert checks == want["checks"], name
+
+
+def test_sensors_schedules_jobs_and_gpu_pool():
+    repo = defs.get_repository_def()
+    assert {s.name for s in repo.sensor_defs} == {"gcode_discovery_sensor", "video_discovery_sensor"}
+    assert {s.name: s.cron_schedule for s in repo.schedule_defs} == {
+        "gcode_nightly_schedule": "0 2 * * *", "video_nightly_schedule": "30 2 * * *"}
+    assert {"gcode_energy_job", "video_activity_job"} <= {j.name for j in repo.get_all_jobs()}
+    video = defs.get_assets_def("video_activity")
+    assert video.op.pool == "gpu"
+    gcode = defs.get_assets_def("gcode_energy")
+    assert gcode.backfill_policy is not None and gcode.backfill_policy.max_partitions_per_run == 8
