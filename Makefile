@@ -37,8 +37,12 @@ demo: $(STAMP)
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
+## benchmarks against the named peers (each prints its figures, ratios and PASS/FAIL against the bars)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.gcode_speed
+	$(BIN)/python -m benchmarks.gcode_accuracy
+	$(BIN)/python -m benchmarks.video_speed
+	$(BIN)/python -m benchmarks.dagster_overhead
 
 clean:
 	rm -rf $(VENV) .cache
