@@ -15,19 +15,25 @@ from atlas_assets.gcode.assets import gcode_energy
 from atlas_resources import resources_for_env
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # run logs stay in the instance (UI)
+
+
 def main() -> int:
     resources = resources_for_env("local")
     source, storage = resources["slice100k"], resources["storage"]
     keys = sorted({m.bucket for m in source.list_members()})
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(f"source {source.root}: {len(keys)} batch partition(s); storage {storage.root}")
     instance = dg.DagsterInstance.get()
     rows, ok = [], True
     for key in keys:
-        result = dg.materialize([gcode_energy], partition_key=key, resources=resources, instance=instance)
+        result = dg.materialize([gcode_energy], partition_key=key, resources=resources, instance=instance,
+                                run_config=QUIET)
         ok &= result.success
         table = storage.read_table(storage.item_path("gcode", key, "_batch"))
         rows.extend(table.to_dict("records"))
+        console.print(f"  materialized gcode_energy[{key}]: {'success' if result.success else 'FAILED'} "
+                      f"(run {result.run_id[:8]})", markup=False)
     _print(console, rows)
     return 0 if ok else 1
 
