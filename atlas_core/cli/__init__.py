@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("gcode", "video")
+SUBCOMMANDS = ("gcode", "video", "twin")
 
 
 class _Parser(argparse.ArgumentParser):
