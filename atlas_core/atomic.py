@@ -1,27 +1,97 @@
-"""Atomic file writes: write a temporary file beside the target, fsync, then rename over it."""
+"""Atomic writes (temp name in the same folder, then rename), strict JSON and safe output names.
+
+Shared by every domain: a crash leaves the old file/folder or the new one, never a partial one."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import math
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; on success it replaces `path` (file or folder), else it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp / path.name
     try:
-        with os.fdopen(fd, "wb") as fh:
+        yield target
+        if is_dir:
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(target, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes atomically (fsync before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return Path(path)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+write_text_atomic = atomic_write_text
+
+
+def json_safe(obj):
+    """Replace NaN/inf by None and numpy scalars/arrays by Python values, recursively (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return json_safe(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def dumps_strict(obj) -> str:
+    return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"))
+
+
+def safe_name(label: str, used: set[str] | None = None) -> str:
+    """A file name from an untrusted label: [A-Za-z0-9._-] only, no leading dot, at most 120 chars, unique in `used`."""
+    base = _UNSAFE.sub("_", label).strip("._-")[:120] or "clip"
+    name = base
+    if used is not None:
+        if name in used:
+            name = f"{base}-{hashlib.sha1(label.encode('utf-8', 'replace')).hexdigest()[:8]}"
+        while name in used:
+            name += "_"
+        used.add(name)
+    return name
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """`path` resolved, checked to lie inside `root` (raises ValueError otherwise)."""
+    root_r, p = Path(root).resolve(), Path(path).resolve()
+    if p != root_r and root_r not in p.parents:
+        raise ValueError(f"refusing to write outside the output folder: {path}")
+    return p

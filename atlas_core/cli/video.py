@@ -54,7 +54,7 @@ def _config(args):
 def run(args) -> int:
     try:
         from atlas_core.video import FisheyeIntrinsics, analyze_clip, iter_inputs, load_model
-        from atlas_core.video.atomic import dumps_strict, inside, safe_name, write_text_atomic
+        from atlas_core.atomic import dumps_strict, inside, safe_name, write_text_atomic
     except ImportError as exc:
         return _usage(f"video extras missing ({exc.name}); install with pip install -e '.[video]'")
     try:

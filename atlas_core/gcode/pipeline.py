@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ..atomic import json_safe
 from . import energy as energy_mod
 from . import kernel as K
 from .machine import MachineProfile, Material, load_profile
@@ -79,19 +80,7 @@ class GcodeResult:
             "energy_j": dict(self.energy_j), "heatup_j": dict(self.heatup_j), "bbox_mm": self.bbox_mm,
             "warnings": list(self.warnings),
         }
-        return _finite(d)
-
-
-def _finite(x):
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
-        return _finite(x.item())
-    return x
+        return json_safe(d)
 
 
 def resolve_profile(machine: str | Path | MachineProfile) -> MachineProfile:

@@ -22,7 +22,7 @@ from numba import njit
 
 from . import kernel as K
 from .machine import MachineProfile
-from .thermal import _time_to, heater_step, loss_w_per_k
+from .thermal import heater_step, loss_w_per_k, time_to_temp_s
 from .moves import MoveTable
 
 FLAVORS = {
@@ -191,7 +191,7 @@ def _wait_s(temp, target, p_w, c, k, window_k, residency_s, amb):
     """M109/M190 wait: heat at full power into the firmware's window, then the residency time."""
     if target <= 0.0 or temp >= target - window_k:
         return 0.0
-    return _time_to(temp, target - window_k, p_w, c, k, 0.0, amb) + residency_s
+    return time_to_temp_s(temp, target - window_k, p_w, c, k, 0.0, amb) + residency_s
 
 
 @njit(cache=True, nogil=True)

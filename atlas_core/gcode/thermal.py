@@ -162,7 +162,7 @@ def _free_temp(t0, dt, p_w, c, k, q, amb):
 
 
 @njit(cache=True, nogil=True)
-def _time_to(t0, t1, p_w, c, k, q, amb):
+def time_to_temp_s(t0, t1, p_w, c, k, q, amb):
     """Time to move from t0 to t1 under constant power p_w; inf if never."""
     if t1 == t0:
         return 0.0
@@ -202,13 +202,13 @@ def heater_step(temp_c, dt_s, target_c, p_w, c_j_k, k_w_k, q_w, amb_c):
     if target_c <= 0.0:
         return 0.0, _free_temp(temp_c, dt_s, 0.0, c_j_k, k_w_k, q_w, amb_c)
     if temp_c < target_c - T_EPS_K:
-        t_hit = _time_to(temp_c, target_c, p_w, c_j_k, k_w_k, q_w, amb_c)
+        t_hit = time_to_temp_s(temp_c, target_c, p_w, c_j_k, k_w_k, q_w, amb_c)
         if t_hit >= dt_s:
             return p_w * dt_s, _free_temp(temp_c, dt_s, p_w, c_j_k, k_w_k, q_w, amb_c)
         e_rest, t_end = _at_setpoint(target_c, dt_s - t_hit, p_w, c_j_k, k_w_k, q_w, amb_c)
         return p_w * t_hit + e_rest, t_end
     if temp_c > target_c + T_EPS_K:
-        t_hit = _time_to(temp_c, target_c, 0.0, c_j_k, k_w_k, q_w, amb_c)
+        t_hit = time_to_temp_s(temp_c, target_c, 0.0, c_j_k, k_w_k, q_w, amb_c)
         if t_hit >= dt_s:
             return 0.0, _free_temp(temp_c, dt_s, 0.0, c_j_k, k_w_k, q_w, amb_c)
         return _at_setpoint(target_c, dt_s - t_hit, p_w, c_j_k, k_w_k, q_w, amb_c)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .atomic import atomic_path, dumps_strict
+from ..atomic import atomic_path, dumps_strict
 from .config import CLASSES, COMPENDIUM
 from .timeline import TIMELINE_UNITS
 
