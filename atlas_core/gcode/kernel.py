@@ -401,9 +401,13 @@ def _emit_static(fs, is_, out_f, out_i, n_out, kind, dur_s, wait_heater, line):
     return n_out + 1
 
 
-@njit(cache=True, nogil=True)
-def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i, n_out):
-    """Queue a linear move from the current position to (x1, y1, z1, e1); returns n_out."""
+@njit(cache=True, nogil=True, inline="always")
+def _add_block_inline(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i, n_out):
+    """Queue a linear move from the current position to (x1, y1, z1, e1); returns n_out.
+
+    Inlined into the G0/G1 path: numba increfs/decrefs every array argument of an out-of-line call
+    atomically, which cost more than the planning arithmetic itself.
+    """
     dx = x1 - fs[F_X]
     dy = y1 - fs[F_Y]
     dz = z1 - fs[F_Z]
@@ -598,6 +602,13 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
         n_out = _finish_blocks(fs, is_, blk, QUEUE_KEEP, out_f, out_i, n_out)
     return n_out
 
+
+
+
+@njit(cache=True, nogil=True)
+def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i, n_out):
+    """Out-of-line copy for the rare callers (homing, arcs); G0/G1 use the inlined one."""
+    return _add_block_inline(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i, n_out)
 
 @njit(cache=True, nogil=True, inline="always")
 def _target(fs, is_, vals, has, axis, rel):
@@ -839,8 +850,8 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                             or abs(e1 - fs[F_E]) > MAX_ABS_MM):
                         is_[I_BAD_WORDS] += 1
                     else:
-                        n_out = _add_block(fs, is_, blk, x1, y1, z1, e1, fs[F_FEED], K_TRAVEL, line_no,
-                                           out_f, out_i, n_out)
+                        n_out = _add_block_inline(fs, is_, blk, x1, y1, z1, e1, fs[F_FEED], K_TRAVEL, line_no,
+                                                  out_f, out_i, n_out)
                 else:
                     if cap - n_out < _arc_segments(fs, is_, vals, has) + 2 * BLK_CAP:
                         is_[I_LINE] -= 1
