@@ -87,24 +87,75 @@ class EnergyResult:
         return {c: getattr(self, f"{c}_j") for c in COMPONENTS}
 
 
-# ------------------------------------------------------------------ kinetic
-def _direction_cosines(moves: MoveTable) -> np.ndarray:
-    """(n, 4) axis displacement per unit path length (x, y, z, e); zeros for zero-distance rows."""
-    d = np.stack([np.asarray(moves.x1_mm, np.float64) - moves.x0_mm,
-                  np.asarray(moves.y1_mm, np.float64) - moves.y0_mm,
-                  np.asarray(moves.z1_mm, np.float64) - moves.z0_mm,
-                  np.asarray(moves.e_mm, np.float64)], axis=1)
-    dist = np.asarray(moves.dist_mm, np.float64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(dist > 0, d / np.where(dist > 0, dist, 1.0), 0.0)
+# ------------------------------------------------------------------ kinetic and new filament (row kernels)
+# One implementation of each per-row rule, shared by the public helpers below and by the fused pass.
+@njit(cache=True, nogil=True, inline="always")
+def _inertial_axis_j(comp, v_in, v_cr, v_prev, mass_kg):
+    """Positive ½·m·Δv² of one axis over one row (comp = axis share of the path, 1e-3 folded in)."""
+    vi = comp * v_in
+    vc = comp * v_cr
+    kept = v_prev * v_prev if v_prev * vi > 0.0 else 0.0  # same direction: only the increase costs
+    return 0.5 * mass_kg * (max(vi * vi - kept, 0.0) + max(vc * vc - vi * vi, 0.0))
 
 
-def _axis_velocities_m_s(moves: MoveTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Signed per-axis (n, 4) entry, cruise and exit velocities in m/s."""
-    u = _direction_cosines(moves) * 1e-3  # mm/s -> m/s folded in
-    return (u * np.asarray(moves.v_entry_mm_s, np.float64)[:, None],
-            u * np.asarray(moves.v_cruise_mm_s, np.float64)[:, None],
-            u * np.asarray(moves.v_exit_mm_s, np.float64)[:, None])
+@njit(cache=True, nogil=True, inline="always")
+def _row_kinetic(r, x0, y0, z0, x1, y1, z1, e, dist, v_in, v_cr, v_out, mech, vprev, axis_work):
+    """Electrical kinetic energy of row r; per-axis inertial work into axis_work; vprev advanced."""
+    d = dist[r]
+    inv = 1e-3 / d if d > 0.0 else 0.0  # mm/s -> m/s folded in
+    dx, dy, dz, de = x1[r] - x0[r], y1[r] - y0[r], z1[r] - z0[r], e[r]
+    axis_work[0] = _inertial_axis_j(dx * inv, v_in[r], v_cr[r], vprev[0], mech[0])
+    axis_work[1] = _inertial_axis_j(dy * inv, v_in[r], v_cr[r], vprev[1], mech[1])
+    axis_work[2] = _inertial_axis_j(dz * inv, v_in[r], v_cr[r], vprev[2], mech[2])
+    axis_work[3] = _inertial_axis_j(de * inv, v_in[r], v_cr[r], vprev[3], mech[3])
+    inertial = axis_work[0] + axis_work[1] + axis_work[2] + axis_work[3]
+    friction = 1e-3 * (abs(dx) * mech[4] + abs(dy) * mech[5] + abs(dz) * mech[6] + abs(de) * mech[7])
+    lift = max(mech[9] * dz * 1e-3, 0.0)
+    vprev[0], vprev[1], vprev[2], vprev[3] = dx * inv * v_out[r], dy * inv * v_out[r], dz * inv * v_out[r], \
+        de * inv * v_out[r]
+    return (inertial + friction + mech[2] * G_M_S2 * lift) / mech[8]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_new_filament(tool, de, marks):
+    """Rise of the running maximum of cumulative E of this tool (marks: e_cum[8], then e_high[8])."""
+    tl = tool if 0 <= tool < 8 else 0
+    marks[tl] += de
+    if marks[tl] > marks[8 + tl]:
+        rise = marks[tl] - marks[8 + tl]
+        marks[8 + tl] = marks[tl]
+        return rise
+    return 0.0
+
+
+@njit(cache=True, nogil=True)
+def _kinetic_rows(x0, y0, z0, x1, y1, z1, e, dist, v_in, v_cr, v_out, mech, vprev, out):
+    """out[:, 0:4] per-axis inertial work, out[:, 4] electrical kinetic energy (J)."""
+    w = np.empty(4)
+    for r in range(x0.shape[0]):
+        out[r, 4] = _row_kinetic(r, x0, y0, z0, x1, y1, z1, e, dist, v_in, v_cr, v_out, mech, vprev, w)
+        out[r, 0:4] = w
+
+
+@njit(cache=True, nogil=True)
+def _new_filament_rows(tool, e, marks, out):
+    for r in range(e.shape[0]):
+        out[r] = _row_new_filament(tool[r], e[r], marks)
+
+
+def _mech_vector(mech: Mechanics) -> np.ndarray:
+    return np.array([*mech.moving_mass_kg.as_tuple(), *mech.friction_n.as_tuple(), mech.drive_efficiency,
+                     1.0 if mech.z_moves == "head" else -1.0])
+
+
+def _kinetic_table(moves: MoveTable, mech_vector: np.ndarray, v_prev_exit_m_s=None) -> np.ndarray:
+    cols = [np.ascontiguousarray(getattr(moves, c), np.float64) for c in
+            ("x0_mm", "y0_mm", "z0_mm", "x1_mm", "y1_mm", "z1_mm", "e_mm", "dist_mm", "v_entry_mm_s",
+             "v_cruise_mm_s", "v_exit_mm_s")]
+    vprev = np.zeros(4) if v_prev_exit_m_s is None else np.array(v_prev_exit_m_s, np.float64).reshape(4)
+    out = np.empty((len(moves), 5))
+    _kinetic_rows(*cols, mech_vector, vprev, out)
+    return out
 
 
 def inertial_work_j(moves: MoveTable, mass_kg, v_prev_exit_m_s=None) -> np.ndarray:
@@ -112,34 +163,15 @@ def inertial_work_j(moves: MoveTable, mass_kg, v_prev_exit_m_s=None) -> np.ndarr
 
     ``v_prev_exit_m_s`` (4,) is the exit velocity of the row before the first one (a previous chunk).
     """
-    v_in, v_cr, v_out = _axis_velocities_m_s(moves)
-    v_prev = np.zeros_like(v_out)
-    v_prev[1:] = v_out[:-1]
-    if v_prev_exit_m_s is not None and len(v_prev):
-        v_prev[0] = v_prev_exit_m_s
-    kept = np.where(v_prev * v_in > 0, v_prev**2, 0.0)  # same direction: only the increase costs
-    dke = np.maximum(v_in**2 - kept, 0.0) + np.maximum(v_cr**2 - v_in**2, 0.0)
-    return 0.5 * np.asarray(mass_kg, np.float64)[None, :] * dke
-
-
-def motion_work_j(moves: MoveTable, mech: Mechanics, v_prev_exit_m_s=None) -> dict[str, np.ndarray]:
-    """Mechanical work per row (J), before drive losses: inertial, friction, gravity."""
-    u_abs = np.abs(np.stack([np.asarray(moves.x1_mm, np.float64) - moves.x0_mm,
-                             np.asarray(moves.y1_mm, np.float64) - moves.y0_mm,
-                             np.asarray(moves.z1_mm, np.float64) - moves.z0_mm,
-                             np.asarray(moves.e_mm, np.float64)], axis=1)) * 1e-3  # m
-    friction = u_abs @ np.asarray(mech.friction_n.as_tuple(), np.float64)
-    dz_m = (np.asarray(moves.z1_mm, np.float64) - moves.z0_mm) * 1e-3
-    lift_m = np.maximum(dz_m if mech.z_moves == "head" else -dz_m, 0.0)
-    gravity = mech.moving_mass_kg.z * G_M_S2 * lift_m
-    inertial = inertial_work_j(moves, mech.moving_mass_kg.as_tuple(), v_prev_exit_m_s).sum(axis=1)
-    return {"inertial": inertial, "friction": friction, "gravity": gravity}
+    mech = np.zeros(10)
+    mech[:4] = np.asarray(mass_kg, np.float64)
+    mech[8] = mech[9] = 1.0  # efficiency and z sign do not enter the per-axis inertial work
+    return _kinetic_table(moves, mech, v_prev_exit_m_s)[:, :4].copy()
 
 
 def kinetic_energy_j(moves: MoveTable, mech: Mechanics, v_prev_exit_m_s=None) -> np.ndarray:
     """Electrical energy of the motion per row: (inertial + friction + gravity work) / drive_efficiency."""
-    w = motion_work_j(moves, mech, v_prev_exit_m_s)
-    return (w["inertial"] + w["friction"] + w["gravity"]) / mech.drive_efficiency
+    return _kinetic_table(moves, _mech_vector(mech), v_prev_exit_m_s)[:, 4].copy()
 
 
 # ------------------------------------------------------------------ material
@@ -150,18 +182,18 @@ def new_filament_mm(e_mm, tool=None, state: EnergyState | None = None) -> np.nda
     ``state``, which are updated): retractions followed by the matching unretraction give 0, extra
     priming counts.
     """
-    e = np.asarray(e_mm, np.float64)
-    out = np.zeros_like(e)
-    tools = np.zeros(e.shape, np.int64) if tool is None else np.asarray(tool).astype(np.int64)
-    for t in np.unique(tools).tolist():
-        idx = np.flatnonzero(tools == t)
-        c0 = state.e_cum_mm.get(t, 0.0) if state else 0.0
-        h0 = state.e_high_mm.get(t, 0.0) if state else 0.0
-        cum = c0 + np.cumsum(e[idx])
-        hw = np.maximum.accumulate(np.maximum(cum, h0))
-        out[idx] = np.diff(hw, prepend=h0)
-        if state is not None:
-            state.e_cum_mm[t], state.e_high_mm[t] = float(cum[-1]), float(hw[-1])
+    e = np.ascontiguousarray(e_mm, np.float64)
+    tools = np.zeros(e.shape, np.int64) if tool is None else np.ascontiguousarray(tool, np.int64)
+    marks = np.zeros(16)
+    if state is not None:
+        for t in range(8):
+            marks[t], marks[8 + t] = state.e_cum_mm.get(t, 0.0), state.e_high_mm.get(t, 0.0)
+    out = np.empty_like(e)
+    _new_filament_rows(tools, e, marks, out)
+    if state is not None:
+        for t in set(state.e_cum_mm) | set(np.unique(tools).tolist()):
+            if 0 <= t < 8:
+                state.e_cum_mm[t], state.e_high_mm[t] = float(marks[t]), float(marks[8 + t])
     return out
 
 
@@ -195,39 +227,19 @@ def _energy_rows(x0, y0, z0, x1, y1, z1, e, dist, t0, t1, v_in, v_cr, v_out, too
     """
     n = x0.shape[0]
     amb = heat[5]
-    g = 9.80665
     t_prev = state[0] if not math.isnan(state[0]) else (t0[0] if n else 0.0)
     th, tb = state[1], state[2]
-    vpx, vpy, vpz, vpe = state[3], state[4], state[5], state[6]
+    vprev = state[3:7]  # views: advanced in place
+    marks = state[7:23]
+    axis_work = np.empty(4)
     for r in range(n):
         dt = t1[r] - t_prev
         if dt < 0.0:
             dt = 0.0
         if t1[r] > t_prev:
             t_prev = t1[r]
-        d = dist[r]
-        inv = 1e-3 / d if d > 0.0 else 0.0  # mm/s -> m/s folded in
-        dx, dy, dz, de = x1[r] - x0[r], y1[r] - y0[r], z1[r] - z0[r], e[r]
-        inertial = 0.0
-        for a in range(4):
-            comp = (dx, dy, dz, de)[a] * inv
-            vi = comp * v_in[r]
-            vc = comp * v_cr[r]
-            vp = (vpx, vpy, vpz, vpe)[a]
-            kept = vp * vp if vp * vi > 0.0 else 0.0
-            dke = max(vi * vi - kept, 0.0) + max(vc * vc - vi * vi, 0.0)
-            inertial += 0.5 * mech[a] * dke
-        friction = 1e-3 * (abs(dx) * mech[4] + abs(dy) * mech[5] + abs(dz) * mech[6] + abs(de) * mech[7])
-        lift = max(mech[9] * dz * 1e-3, 0.0)
-        out[r, 0] = (inertial + friction + mech[2] * g * lift) / mech[8]
-        vpx, vpy, vpz, vpe = dx * inv * v_out[r], dy * inv * v_out[r], dz * inv * v_out[r], de * inv * v_out[r]
-        # new filament: rise of the running maximum of cumulative E, per tool
-        tl = tool[r] if 0 <= tool[r] < 8 else 0
-        state[7 + tl] += de
-        e_new = 0.0
-        if state[7 + tl] > state[15 + tl]:
-            e_new = state[7 + tl] - state[15 + tl]
-            state[15 + tl] = state[7 + tl]
+        out[r, 0] = _row_kinetic(r, x0, y0, z0, x1, y1, z1, e, dist, v_in, v_cr, v_out, mech, vprev, axis_work)
+        e_new = _row_new_filament(tool[r], e[r], marks)
         rate = e_new / dt if dt > 0.0 else 0.0
         e_hot, th = heater_step(th, dt, hot_set[r], heat[0], heat[1], k_hot[r] + rate * mat[0], rate * mat[1], amb)
         e_bed, tb = heater_step(tb, dt, bed_set[r], heat[2], heat[3], heat[4], 0.0, amb)
@@ -244,7 +256,6 @@ def _energy_rows(x0, y0, z0, x1, y1, z1, e, dist, t0, t1, v_in, v_cr, v_out, too
     if n:
         state[0] = t_prev
         state[1], state[2] = th, tb
-        state[3], state[4], state[5], state[6] = vpx, vpy, vpz, vpe
 
 
 def _state_vector(state: EnergyState) -> np.ndarray:
@@ -275,9 +286,7 @@ def _chunk(moves: MoveTable, profile: MachineProfile, mat: Material, state: Ener
              "v_entry_mm_s", "v_cruise_mm_s", "v_exit_mm_s")]
     if not (np.all(np.isfinite(cols[8])) and np.all(np.isfinite(cols[9])) and np.all(np.isfinite(cols[6]))):
         raise ValueError("compute_energy: non-finite times or E in the move table")
-    me = profile.mechanics
-    mech = np.array([*me.moving_mass_kg.as_tuple(), *me.friction_n.as_tuple(), me.drive_efficiency,
-                     1.0 if me.z_moves == "head" else -1.0])
+    mech = _mech_vector(profile.mechanics)
     h, b = profile.hotend, profile.bed
     heat = np.array([h.power_w, h.heat_capacity_j_per_k, b.power_w, b.heat_capacity_j_per_k,
                      float(loss_w_per_k(b, 0.0)), float(profile.ambient_c), profile.electronics_w])
