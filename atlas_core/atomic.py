@@ -4,6 +4,7 @@ Shared by every domain: a crash leaves the old file/folder or the new one, never
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import math
@@ -27,17 +28,44 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
     try:
         yield target
         if is_dir:
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(target, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            replace_dir(target, path)
         else:
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux renameat2(RENAME_EXCHANGE); False when unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put directory ``new`` at ``target``; an old target is swapped out (one atomic exchange where the
+    OS allows, else rename aside, rename in, and put the old one back if that fails)."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if target.is_dir() and exchange_paths(new, target):
+        shutil.rmtree(new)  # now holds the old content
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

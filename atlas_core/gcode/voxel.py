@@ -23,13 +23,10 @@ so adding a print in chunks gives bit-identical arrays to one add).
 """
 from __future__ import annotations
 
-import ctypes
 import datetime as _dt
 import hashlib
 import math
 import os
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,6 +39,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from atlas_core import __version__
+from atlas_core.atomic import atomic_path
 from atlas_core.gcode.moves import EXTRUDE, MoveTable
 
 TIME_FILL_S = -1.0
@@ -455,27 +453,18 @@ class EnergyVoxelGrid:
     def to_zarr(self, path) -> Path:
         """Write a zarr store atomically (temp dir beside the target, then swap into place)."""
         path = Path(path)
-        tmp = Path(f"{path}.tmp-{uuid.uuid4().hex}")
-        try:
+        with atomic_path(path, is_dir=True) as tmp:
             self.ds.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=2)
-            _replace_dir(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return path
 
     def to_hdf5(self, path) -> Path:
         """Write an HDF5 file (h5py, netCDF-style dimension scales) atomically: temp file + os.replace."""
         path = Path(path)
-        tmp = Path(f"{path}.tmp-{uuid.uuid4().hex}")
-        try:
+        with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
                 _write_h5(f, self.ds)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return path
 
     @classmethod
@@ -487,40 +476,6 @@ class EnergyVoxelGrid:
         if h5py.is_hdf5(path):
             return cls(_open_h5(path))
         raise FileNotFoundError(f"no zarr store or HDF5 grid at {path}")
-
-
-# ----------------------------------------------------------------------------- atomic dir swap
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux renameat2(RENAME_EXCHANGE); False when unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put directory ``new`` at ``target``; an old target is swapped out (atomic where the OS allows)."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    if target.is_dir() and _exchange(new, target):
-        shutil.rmtree(new)  # now holds the old grid
-        return
-    old = Path(f"{target}.old-{uuid.uuid4().hex}")
-    os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
 # ---------------------------------------------------------------------------------- HDF5 codec

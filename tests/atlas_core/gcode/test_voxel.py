@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from atlas_core import atomic
 from atlas_core.gcode import voxel as vx
 from atlas_core.gcode.moves import EXTRUDE, HEAT_WAIT, RETRACT, TRAVEL, MoveTable
-from atlas_core.gcode.voxel import (EnergyVoxelGrid, GridSpec, VoxelAccumulator, grid_spec_for,
-                                    voxelize)
+from atlas_core.gcode.voxel import (
+    EnergyVoxelGrid,
+    GridSpec,
+    VoxelAccumulator,
+    grid_spec_for,
+    voxelize,
+)
 
 
 def table(p0, p1, kind=None, t0=None, t1=None, e=None) -> MoveTable:
@@ -243,7 +249,7 @@ def test_hdf5_round_trip(small_grid, tmp_path):
 @pytest.mark.parametrize("exchange", [True, False])
 def test_atomic_overwrite_and_crash(small_grid, tmp_path, monkeypatch, fmt, exchange):
     if not exchange:
-        monkeypatch.setattr(vx, "_exchange", lambda a, b: False)  # rename-aside fallback
+        monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)  # rename-aside fallback
     path = tmp_path / f"grid.{fmt}"
     write = (lambda g: g.to_zarr(path)) if fmt == "zarr" else (lambda g: g.to_hdf5(path))
     write(small_grid)
@@ -255,8 +261,8 @@ def test_atomic_overwrite_and_crash(small_grid, tmp_path, monkeypatch, fmt, exch
 
     def boom(*a, **k):
         raise RuntimeError("simulated crash")
-    target = "_write_h5" if fmt == "hdf5" else "_replace_dir"
-    monkeypatch.setattr(vx, target, boom)
+    module, target = (vx, "_write_h5") if fmt == "hdf5" else (atomic, "replace_dir")
+    monkeypatch.setattr(module, target, boom)
     with pytest.raises(RuntimeError):
         write(small_grid)
     again = EnergyVoxelGrid.open(path)  # old (doubled) grid intact
