@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("gcode", "video", "twin")
+SUBCOMMANDS = ("gcode", "video", "twin", "leaks", "bridge")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -135,6 +135,9 @@ class MachineProfile(BaseModel):
     material: Material = Material()
     electronics_w: float = Field(10.0, ge=0)  # DC baseline while the job runs: board, display, fans, steppers
     psu_efficiency: float = Field(0.85, gt=0, le=1)
+    # rated DC output of the printer's power supply (W); None where unknown or where a heater bypasses it
+    # (AC bed). The AI-Shield (atlas_core.atlas.shield) flags planned power above it.
+    psu_rated_w: float | None = Field(None, gt=0)
     ambient_c: float = 25.0
     sources: dict[str, str] = {}
 

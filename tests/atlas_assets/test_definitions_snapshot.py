@@ -12,6 +12,12 @@ EXPECTED_ASSETS = {
     "planned_energy_summary": {"deps": {"gcode_energy"}, "partitions": None, "checks": set()},
     "video_activity": {"deps": set(), "partitions": "dynamic", "checks": {"activity_physics", "failure_ratio"}},
     "observed_activity_summary": {"deps": {"video_activity"}, "partitions": None, "checks": set()},
+    "bridge_model": {"deps": set(), "partitions": None, "checks": {"top1_retrieval", "offset_error"}},
+    "energy_atlas": {"deps": {"gcode_energy", "video_activity", "bridge_model"}, "partitions": None,
+                     "checks": {"pairs_accounted", "alignment_finite", "manifest_valid"}},
+    "entropy_leaks": {"deps": {"energy_atlas"}, "partitions": None, "checks": {"leaks_well_formed"}},
+    "shield_alerts": {"deps": {"energy_atlas"}, "partitions": None, "checks": set()},
+    "negentropy_ledger": {"deps": {"energy_atlas"}, "partitions": None, "checks": set()},
 }
 
 
@@ -36,10 +42,14 @@ def test_asset_graph_snapshot():
 
 def test_sensors_schedules_jobs_and_gpu_pool():
     repo = defs.get_repository_def()
-    assert {s.name for s in repo.sensor_defs} == {"gcode_discovery_sensor", "video_discovery_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {"gcode_discovery_sensor", "video_discovery_sensor",
+                                                  "atlas_pairs_sensor"}
     assert {s.name: s.cron_schedule for s in repo.schedule_defs} == {
         "gcode_nightly_schedule": "0 2 * * *", "video_nightly_schedule": "30 2 * * *"}
-    assert {"gcode_energy_job", "video_activity_job"} <= {j.name for j in repo.get_all_jobs()}
+    assert {"gcode_energy_job", "video_activity_job", "energy_atlas_job"} <= {j.name for j in repo.get_all_jobs()}
+    atlas_job = repo.get_job("energy_atlas_job")
+    assert {k.to_user_string() for k in atlas_job.asset_layer.selected_asset_keys} == {
+        "energy_atlas", "entropy_leaks", "shield_alerts", "negentropy_ledger"}
     video = defs.get_assets_def("video_activity")
     assert video.op.pool == "gpu"
     gcode = defs.get_assets_def("gcode_energy")

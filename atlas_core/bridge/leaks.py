@@ -1,0 +1,243 @@
+"""Entropy leaks: align a clip to its G-code with the TBM, then read anomalies off the warping path.
+
+With the clip aligned (``align.dtw_align``), frame i shows planned time pt[i]. The *lag* L[i] = i − (p[i] − p[0])
+counts clip frames the process spent beyond plan so far; it is flat while the process runs as planned and
+rises by one per frame during a stall or a re-trace, by (1 − f) per frame during a slowdown to f × speed.
+A leak is a stretch where L rises by at least ``MIN_EXTRA_S`` of process time (and 2 frames):
+
+- kind: ``stall`` when nothing moves in the picture (residual motion energy at the noise floor), ``rework``
+  when things move but the plan does not advance (the head re-traces planned motion), ``slowdown`` when both
+  advance at a lower rate. ``erratic`` stretches are found by the TBM's erratic head (jitter the plan does not
+  contain) where the lag stays flat.
+- excess energy (DC J, the basis of ``atlas_core.gcode.energy``): the extra process time × the hold power of
+  heaters and electronics at the planned state (``PlannedTrack.hold_power_w``); a re-trace adds the planned
+  kinetic work of the re-traced stretch; erratic motion adds the calibrated observed motion energy beyond plan
+  (observed residual motion energy × α, α fitted per clip as planned kinetic J per unit observed motion energy on
+  the aligned normal frames).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .align import dtw_align
+from .features import PlannedTrack, ObservedSeries, build_track, observe_clip, planned_features, planned_grid
+from .report import Leak, LeakReport
+
+MIN_EXTRA_S = 1.0  # process seconds a leak must add (the shortest bar anomaly, 3 s at f = 0.7, adds 1.29 s)
+DEBT_MIN = 0.2  # lag slope (frames per frame) that marks a frame as running behind plan
+SMOOTH_FRAMES = 3
+STATIC_FW2_S2 = 3e-5  # residual energy below this = nothing moves (DIS noise floor ~1e-7, a moving head >1e-3)
+ERRATIC_PROB = 0.5
+RATE_CANDIDATES = tuple(float(k) for k in np.geomspace(0.5, 64.0, 22))
+
+
+def _segments(mask: np.ndarray, max_gap: int = 1) -> list[tuple[int, int]]:
+    """Inclusive [a, b] runs of True, merging gaps of <= max_gap frames."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return []
+    out, a, b = [], idx[0], idx[0]
+    for i in idx[1:]:
+        if i - b <= max_gap + 1:
+            b = i
+        else:
+            out.append((int(a), int(b)))
+            a = b = i
+    out.append((int(a), int(b)))
+    return out
+
+
+class PairAnalysis:
+    """Alignment + leaks of one (track, observed clip) pair for a given model and rate."""
+
+    def __init__(self, track: PlannedTrack, obs: ObservedSeries, model, time_scale: float):
+        self.track, self.obs, self.model, self.k = track, obs, model, float(time_scale)
+        self.dt = self.k / obs.fps  # planned seconds per frame at the nominal rate
+        self.t_grid = planned_grid(track, self.dt)
+        self.z_obs, self.h_obs = (a.numpy() for a in model.encode_obs(obs.feats))
+        zp, hp = model.encode_plan(planned_features(track, self.t_grid, self.dt))
+        self.z_plan, self.h_plan = zp.numpy(), hp.numpy()
+        self.path, self.cost = dtw_align(self.z_obs, self.z_plan, static=obs.energy_fw2_s2 < STATIC_FW2_S2)
+        self.pt = self.t_grid[self.path]
+
+    def cos_along(self, path=None) -> np.ndarray:
+        p = self.path if path is None else path
+        return np.einsum("ij,ij->i", self.z_obs, self.z_plan[p])
+
+    def alignment_score(self) -> float:
+        """How much better than chance the path matches: 1 − cost / cost of random (frame, step) pairs."""
+        rng = np.random.default_rng(0)
+        i = rng.integers(0, len(self.z_obs), 4096)
+        j = rng.integers(0, len(self.z_plan), 4096)
+        chance = float(np.mean(1.0 - np.einsum("ij,ij->i", self.z_obs[i], self.z_plan[j])))
+        path_cost = float(np.mean(1.0 - self.cos_along()))
+        return float(np.clip(1.0 - path_cost / max(chance, 1e-6), 0.0, 1.0))
+
+    # ---------------------------------------------------------------- leaks
+    def lag(self) -> np.ndarray:
+        return np.arange(len(self.path)) - (self.path - self.path[0]).astype(np.float64)
+
+    def timing_leaks(self) -> list[tuple[int, int, float]]:
+        """(a, b, extra_frames) stretches where the lag rises by >= MIN_EXTRA_S of process time."""
+        lag, n, w = self.lag(), len(self.path), SMOOTH_FRAMES
+        ahead = lag[np.minimum(np.arange(n) + w, n - 1)] - lag[np.maximum(np.arange(n) - w, 0)]
+        span = np.minimum(np.arange(n) + w, n - 1) - np.maximum(np.arange(n) - w, 0)
+        debt = ahead / np.maximum(span, 1)
+        need = max(2.0, MIN_EXTRA_S / self.dt)
+        out = []
+        for a, b in _segments(debt > DEBT_MIN, max_gap=2):
+            before = lag[max(0, a - 2 * w):max(1, a)]
+            after = lag[min(n - 1, b + 1):min(n, b + 1 + 2 * w)]
+            lo = float(np.median(before)) if before.size else float(lag[a])
+            hi = float(np.median(after)) if after.size else float(lag[b])
+            extra = hi - lo
+            if extra >= need:
+                # trim to the frames that actually lag (vertical steps) at the edges
+                steps = np.diff(self.path, prepend=self.path[0] - 1)
+                vert = np.flatnonzero(steps[a:b + 1] == 0)
+                if vert.size:
+                    a, b = a + int(vert[0]), a + int(vert[-1])
+                out.append((a, b, extra))
+        return out
+
+    def classify(self, a: int, b: int, extra: float) -> tuple[str, int, int, float]:
+        """kind, refined [a, b] and planned anchor of a timing leak."""
+        e = self.obs.energy_fw2_s2[a:b + 1]
+        if np.mean(e < STATIC_FW2_S2) >= 0.6:
+            return "stall", a, b, float(self.pt[a])
+        adv = (self.path[b] - self.path[a]) / max(b - a + 1, 1)
+        if adv >= 0.2:
+            return "slowdown", a, b, float(self.pt[a] - self.dt)
+        # re-trace: the flat part may have been placed on the first pass; the re-trace is the later pass
+        n = b - a + 1
+        j = int(self.path[a])
+        fwd = np.clip(j + np.arange(n), 0, len(self.z_plan) - 1)
+        bwd = np.clip(j - n + 1 + np.arange(n), 0, len(self.z_plan) - 1)
+        zo = self.z_obs[a:b + 1]
+        c_fwd = float(np.mean(np.einsum("ij,ij->i", zo, self.z_plan[fwd])))
+        c_bwd = float(np.mean(np.einsum("ij,ij->i", zo, self.z_plan[bwd])))
+        if c_fwd > c_bwd and b + n < len(self.path):
+            return "rework", b + 1, b + n, float(self.t_grid[min(j + n, len(self.t_grid) - 1)])
+        return "rework", a, b, float(self.pt[a])
+
+    def erratic_prob(self) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            q = self.model.erratic_prob(torch.as_tensor(self.h_obs), torch.as_tensor(self.h_plan[self.path])).numpy()
+        k = 2
+        pad = np.pad(q, k, mode="edge")
+        return np.median(np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1), axis=1)
+
+    def calibration_j_per_unit(self, normal: np.ndarray) -> float:
+        """α: planned kinetic J per unit observed motion energy × s, on the aligned normal frames."""
+        kin = self.track.kinetic_between_j(self.pt - self.dt, self.pt)
+        obs = self.obs.energy_fw2_s2 / self.obs.fps
+        s_obs = float(obs[normal].sum())
+        return float(kin[normal].sum()) / s_obs if s_obs > 0 else 0.0
+
+    def leaks(self) -> list[Leak]:
+        fps, out = self.obs.fps, []
+        covered = np.zeros(len(self.path), bool)
+        for a, b, extra in self.timing_leaks():
+            kind, a2, b2, at = self.classify(a, b, extra)
+            extra_s = extra * self.dt
+            excess = self.track.hold_power_w(at) * extra_s
+            if kind == "rework":
+                excess += float(self.track.kinetic_between_j(at - extra_s, at))
+            covered[a:b + 1] = True
+            covered[a2:b2 + 1] = True
+            score = float(1.0 - math.exp(-extra_s / MIN_EXTRA_S))
+            out.append(Leak(a2 / fps, (b2 + 1) / fps, at, kind, excess, score))
+        q = self.erratic_prob()
+        alpha = self.calibration_j_per_unit(~covered & (q < ERRATIC_PROB))
+        min_len = max(3, int(round(0.6 * 3.0 / self.dt)))
+        for a, b in _segments((q >= ERRATIC_PROB) & ~covered, max_gap=2):
+            if b - a + 1 < min_len:
+                continue
+            sl = slice(a, b + 1)
+            obs_j = alpha * float(self.obs.energy_fw2_s2[sl].sum()) / fps
+            plan_j = float(self.track.kinetic_between_j(self.pt[a] - self.dt, self.pt[b]))
+            out.append(Leak(a / fps, (b + 1) / fps, float(self.pt[a] - self.dt), "erratic", max(obs_j - plan_j, 0.0),
+                            float(np.mean(q[sl]))))
+        return sorted(out, key=lambda lk: lk.start_s)
+
+    def offset_s(self, leaks: list[Leak]) -> float:
+        """Planned time at clip start, from the frames before the first leak (all frames if none)."""
+        n = len(self.path)
+        first = min((int(lk.start_s * self.obs.fps) for lk in leaks), default=n)
+        i = np.arange(1, max(2, first - SMOOTH_FRAMES))
+        i = i[i < n]
+        return float(np.median(self.pt[i] - i * self.dt))
+
+    def report(self) -> LeakReport:
+        leaks = self.leaks()
+        fps, n = self.obs.fps, len(self.path)
+        offset = self.offset_s(leaks)
+        steps = np.diff(self.path, prepend=self.path[0] - 1)
+        t0 = np.r_[offset, self.pt[:-1]]
+        planned_frame_j = self.track.energy_between_j(np.minimum(t0, self.pt), self.pt)
+        hold = np.array([self.track.hold_power_w(t) for t in self.pt[:: max(1, n // 200)]])
+        hold_frame = np.interp(np.arange(n), np.arange(0, n, max(1, n // 200))[:hold.size], hold)
+        observed_frame_j = planned_frame_j + np.where(steps == 0, hold_frame * self.dt, 0.0)
+        win = np.arange(n) // max(1, int(round(fps)))
+        nw = int(win[-1]) + 1
+        w_plan = np.bincount(win, planned_frame_j, nw)
+        w_obs = np.bincount(win, observed_frame_j, nw)
+        for lk in leaks:
+            if lk.kind == "erratic":
+                w = min(int(lk.start_s), nw - 1)
+                w_obs[w] += lk.excess_j
+        return LeakReport(
+            ok=True, offset_s=offset, rate=self.k, alignment_score=self.alignment_score(),
+            planned_j=float(self.track.energy_between_j(offset, self.pt[-1])), observed_j=float(w_obs.sum()),
+            leaks=leaks, clip_s=np.arange(n) / fps, planned_s=self.pt, window_clip_s=np.arange(nw, dtype=float),
+            window_planned_j=w_plan, window_observed_j=w_obs,
+            meta={"fps": fps, "frames": n, "dtw_cost": self.cost, "machine": self.track.profile.name})
+
+
+def estimate_rate(track: PlannedTrack, obs: ObservedSeries, model, candidates=RATE_CANDIDATES) -> float:
+    """Time scale (planned s per clip s) whose alignment matches best; a coarse grid then a local refinement."""
+    def score(k):
+        return PairAnalysis(track, obs, model, k).cost
+    best = min(candidates, key=score)
+    fine = best * np.geomspace(0.9, 1.1, 5)
+    return float(min(fine, key=score))
+
+
+def analyze_pair(track: PlannedTrack, obs: ObservedSeries, model, time_scale: float | None = None) -> LeakReport:
+    k = time_scale if time_scale is not None else estimate_rate(track, obs, model)
+    return PairAnalysis(track, obs, model, k).report()
+
+
+def find_leaks(gcode_path, clip_path, *, time_scale: float | None = None, model=None,
+               machine="generic_reprap") -> LeakReport:
+    """Align ``clip_path`` to ``gcode_path`` and report entropy leaks. Never raises for bad input."""
+    from atlas_core.twin.render import TwinInputError, load_plan
+
+    from . import model as tbm
+
+    meta = {"gcode": str(gcode_path), "clip": str(clip_path)}
+    if time_scale is not None and not (isinstance(time_scale, (int, float)) and math.isfinite(time_scale)
+                                       and time_scale > 0):
+        return LeakReport.failure("time scale must be a positive number", **meta)
+    try:
+        mdl = model if isinstance(model, tbm.BridgeModel) else tbm.load(model)
+    except ValueError as exc:
+        return LeakReport.failure(str(exc), **meta)
+    try:
+        moves, profile, _ = load_plan(gcode_path, machine)
+    except TwinInputError as exc:
+        return LeakReport.failure(str(exc), **meta)
+    except OSError as exc:
+        return LeakReport.failure(f"{gcode_path}: {exc.strerror or exc}", **meta)
+    try:
+        obs = observe_clip(clip_path)
+    except (ValueError, OSError) as exc:
+        return LeakReport.failure(f"{clip_path}: {exc}", **meta)
+    rep = analyze_pair(build_track(moves, profile), obs, mdl, time_scale)
+    rep.meta.update(meta, model=str(getattr(mdl, "meta", {}).get("path", model or tbm.DEFAULT_MODEL_PATH)))
+    return rep

@@ -1,0 +1,85 @@
+"""`atlas leaks` with the shipped TBM on twin clips of a G-code file it never saw (ground truth by construction)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("av")
+pytest.importorskip("torch")
+
+from atlas_core.bridge import find_leaks
+from atlas_core.bridge.evaluate import score_report
+from atlas_core.cli import main
+from atlas_core.twin import render_twin
+
+GCODE = Path(__file__).resolve().parents[3] / "samples" / "gcode" / "prusaslicer-2.5.0_pyramid_marlin2.gcode"
+K, START_S, CLIP_S = 6.0, 250.0, 24.0
+SPEC = [{"kind": "stall", "at_s": 290.0, "duration_s": 6.0},
+        {"kind": "slowdown", "at_s": 340.0, "duration_s": 8.0, "factor": 0.4}]
+
+
+def strict(text: str):
+    def bad(c):
+        raise ValueError(f"non-strict JSON constant {c}")
+    return json.loads(text, parse_constant=bad)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("leaks")
+    with_anoms = render_twin(GCODE, d / "anom.mp4", time_scale=K, start_offset_s=START_S, anomalies=SPEC,
+                             duration_s=CLIP_S)
+    clean = render_twin(GCODE, d / "clean.mp4", time_scale=K, start_offset_s=START_S, duration_s=CLIP_S)
+    return d, with_anoms, clean
+
+
+def test_finds_injected_anomalies_with_offset_and_energy(clips):
+    d, truth, _ = clips
+    rep = find_leaks(GCODE, d / "anom.mp4", time_scale=K)
+    assert rep.ok, rep.error
+    assert abs(rep.offset_s - START_S) <= 0.5
+    sc = score_report(rep, {"offset_s": truth.offset_s, "anomalies": truth.anomalies}, CLIP_S)
+    assert all(r["hit"] for r in sc["anomalies"]), (rep.leaks, truth.anomalies)
+    assert sc["true_leaks"] == sc["leaks"]  # no false alarm
+    for r in sc["anomalies"]:
+        assert r["kind_ok"] and r["excess_rel_err"] <= 0.25, (r, rep.leaks, truth.anomalies)
+    assert rep.observed_j > rep.planned_j
+
+
+def test_clean_clip_has_no_leaks_and_good_alignment(clips):
+    d, _, _ = clips
+    rep = find_leaks(GCODE, d / "clean.mp4", time_scale=K)
+    assert rep.ok and rep.leaks == []
+    assert abs(rep.offset_s - START_S) <= 0.5
+    assert rep.alignment_score > 0.5
+    assert rep.observed_j == pytest.approx(rep.planned_j, rel=0.05)
+
+
+def test_cli_contract_and_exit_codes(clips, tmp_path, capsys):
+    d, _, _ = clips
+    assert main(["leaks", "--planned", str(GCODE), "--observed", str(d / "clean.mp4"), "--time-scale", str(K),
+                 "--json"]) == 0
+    out = strict(capsys.readouterr().out)
+    assert list(out) == ["ok", "error", "offset_s", "rate", "alignment_score", "planned_j", "observed_j", "leaks"]
+    assert out["ok"] is True and out["error"] is None and out["rate"] == K
+
+    bad_clip = tmp_path / "bad.mp4"
+    bad_clip.write_bytes(b"not a video" * 100)
+    bad_model = tmp_path / "bad.pt"
+    bad_model.write_bytes(b"junk")
+    cases = [
+        (["--planned", str(GCODE), "--observed", str(bad_clip)], 1),
+        (["--planned", str(tmp_path / "missing.gcode"), "--observed", str(d / "clean.mp4")], 1),
+        (["--planned", str(GCODE), "--observed", str(d / "clean.mp4"), "--model", str(bad_model)], 1),
+        (["--planned", str(GCODE), "--observed", str(d / "clean.mp4"), "--time-scale", "-3"], 2),
+        (["--planned", str(GCODE), "--observed", str(d / "clean.mp4"), "--time-scale", "nan"], 2),
+        (["--planned", str(GCODE), "--observed", str(d / "clean.mp4"), "--machine", "no_such_printer"], 2),
+    ]
+    for args, code in cases:
+        assert main(["leaks", *args, "--json"]) == code, args
+        cap = capsys.readouterr()
+        obj = strict(cap.out)
+        assert obj["ok"] is False and isinstance(obj["error"], str) and obj["leaks"] == []
+        assert "Traceback" not in cap.err
