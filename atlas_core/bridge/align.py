@@ -24,7 +24,7 @@ STALL_COST = 0.35  # a motionless frame held on one planned step (vs 1 âˆ’ cos â
 
 
 @njit(cache=True)
-def _banded_dtw(zo, zp, lo, hi, pv, ph, static, stall_cost):
+def _banded_dtw(zo, zp, lo, hi, pv, ph, static, pstatic, stall_cost):
     n = zo.shape[0]
     width = 0
     for i in range(n):
@@ -39,7 +39,7 @@ def _banded_dtw(zo, zp, lo, hi, pv, ph, static, stall_cost):
             s = np.float32(0.0)
             for k in range(zo.shape[1]):
                 s += zo[i, k] * zp[j, k]
-            C[j - l] = 1.0 - s
+            C[j - l] = 0.0 if (static[i] and pstatic[j]) else 1.0 - s
         for j in range(l, h):
             c = C[j - l]
             best, arg = inf, 0
@@ -96,14 +96,17 @@ def _pool(z: np.ndarray, q: int) -> np.ndarray:
 
 def dtw_align(z_obs: np.ndarray, z_plan: np.ndarray, vertical_penalty: float = VERTICAL_PENALTY,
               horizontal_penalty: float = HORIZONTAL_PENALTY, max_cells: int = MAX_CELLS,
-              static: np.ndarray | None = None, stall_cost: float = STALL_COST) -> tuple[np.ndarray, float]:
+              static: np.ndarray | None = None, planned_static: np.ndarray | None = None,
+              stall_cost: float = STALL_COST) -> tuple[np.ndarray, float]:
     """Planned step index matched to each clip frame (non-decreasing) and the mean path cost per frame.
 
     ``static`` (bool per frame: nothing moves in the picture) lets a vertical move cost ``stall_cost`` flat:
-    a motionless frame is always explainable as the process standing still."""
+    a motionless frame is always explainable as the process standing still. A motionless frame matched with a
+    motionless planned step (``planned_static``: a heat-up wait, a dwell) costs 0, whatever the embeddings say."""
     zo = np.ascontiguousarray(z_obs, np.float32)
     st = np.zeros(len(zo), np.bool_) if static is None else np.ascontiguousarray(static, np.bool_)
     sc = np.float32(stall_cost)
+    pst = np.zeros(len(zp), np.bool_) if planned_static is None else np.ascontiguousarray(planned_static, np.bool_)
     zp = np.ascontiguousarray(z_plan, np.float32)
     n, m = zo.shape[0], zp.shape[0]
     q = max(1, math.ceil(math.sqrt(n * m / max_cells)))
@@ -112,9 +115,10 @@ def dtw_align(z_obs: np.ndarray, z_plan: np.ndarray, vertical_penalty: float = V
     else:
         qo, qp = _pool(zo, q), _pool(zp, q)
         nc = qo.shape[0]
-        stc = st[:nc * q].reshape(nc, q).mean(1) > 0.5 if nc * q <= len(st) else np.zeros(nc, np.bool_)
+        stc = st[:nc * q].reshape(nc, q).mean(1) > 0.5
+        pstc = pst[:qp.shape[0] * q].reshape(-1, q).mean(1) > 0.5
         pc, _ = _banded_dtw(qo, qp, np.zeros(nc, np.int64), np.full(nc, qp.shape[0], np.int64),
-                            np.float32(vertical_penalty), np.float32(horizontal_penalty), stc, sc)
+                            np.float32(vertical_penalty), np.float32(horizontal_penalty), stc, pstc, sc)
         r = 2 * q + 8
         ic = np.minimum(np.arange(n) // q, nc - 1)
         prev, nxt = pc[np.maximum(ic - 1, 0)], pc[np.minimum(ic + 1, nc - 1)]
@@ -123,5 +127,5 @@ def dtw_align(z_obs: np.ndarray, z_plan: np.ndarray, vertical_penalty: float = V
         lo = np.minimum.accumulate(lo[::-1])[::-1]  # bands must not move backwards
         hi = np.maximum.accumulate(hi)
         lo, hi = lo.astype(np.int64), hi.astype(np.int64)
-    path, cost = _banded_dtw(zo, zp, lo, hi, np.float32(vertical_penalty), np.float32(horizontal_penalty), st, sc)
+    path, cost = _banded_dtw(zo, zp, lo, hi, np.float32(vertical_penalty), np.float32(horizontal_penalty), st, pst, sc)
     return path, float(cost) / n

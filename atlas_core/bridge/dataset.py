@@ -20,7 +20,7 @@ from .features import ObservedSeries, PlannedTrack, build_track, observe_clip
 ANOMALY_MIN_S = 3.0  # planned seconds (the bar: anomalies of >= 3 s)
 MOVING_MM_S = 5.0  # anomalies are anchored where the head moves at least this fast on average: a stall or a
 # slowdown during a heat-up wait (nothing moves) changes nothing a camera can see
-DATA_VERSION = 2  # bump when the sampling of clips/anomalies changes (cache key)
+DATA_VERSION = 3  # bump when the sampling of clips/anomalies changes (cache key)
 
 
 @dataclass
@@ -88,7 +88,7 @@ def render_sample(gcode: str | Path, rng: np.random.Generator, track: PlannedTra
     if track is None:
         moves, profile, _ = load_plan(gcode, machine)
         track = build_track(moves, profile)
-    k = float(time_scale if time_scale is not None else math.exp(rng.uniform(math.log(2.0), math.log(20.0))))
+    k = float(time_scale if time_scale is not None else math.exp(rng.uniform(math.log(1.0), math.log(20.0))))
     span = clip_s * k
     t_end = track.t_end_s
     if span > 0.9 * t_end:  # short print: shorten the clip

@@ -6,8 +6,9 @@ rises by one per frame during a stall or a re-trace, by (1 − f) per frame duri
 A leak is a stretch where L rises by at least ``MIN_EXTRA_S`` of process time (and 2 frames):
 
 - kind: ``stall`` when nothing moves in the picture (residual motion energy at the noise floor), ``rework``
-  when things move but the plan does not advance (the head re-traces planned motion), ``slowdown`` when both
-  advance at a lower rate. ``erratic`` stretches are found by the TBM's erratic head (jitter the plan does not
+  when the observed motion of the lagging stretch repeats the stretch just before it (a re-trace: the same
+  path again, only no new material), else ``slowdown``; a slowdown's interval is where the lag slope is at
+  least half its peak (the path may bunch a slowdown's lag into a few holds). ``erratic`` stretches are found by the TBM's erratic head (jitter the plan does not
   contain) where the lag stays flat.
 - excess energy (DC J, the basis of ``atlas_core.gcode.energy``): the extra process time × the hold power of
   heaters and electronics at the planned state (``PlannedTrack.hold_power_w``); a re-trace adds the planned
@@ -31,6 +32,10 @@ DEBT_MIN = 0.2  # lag slope (frames per frame) that marks a frame as running beh
 SMOOTH_FRAMES = 3
 STATIC_FW2_S2 = 3e-5  # residual energy below this = nothing moves (DIS noise floor ~1e-7, a moving head >1e-3)
 ERRATIC_PROB = 0.5
+STATIC_PATH_MM = 0.05  # a planned step along which the head moves less than this is motionless
+PATH_COL = 6  # planned_features column: arcsinh(path length in the step / 2 mm)
+REPEAT_COS = 0.45  # a lagging stretch whose observed motion repeats the stretch before it this well (cos) ...
+REPEAT_MARGIN = 0.18  # ... and this much better than the clip's typical self-similarity at that lag is a re-trace
 RATE_CANDIDATES = tuple(float(k) for k in np.geomspace(0.5, 64.0, 22))
 
 
@@ -50,6 +55,19 @@ def _segments(mask: np.ndarray, max_gap: int = 1) -> list[tuple[int, int]]:
     return out
 
 
+def merge_overlapping(leaks: list[Leak]) -> list[Leak]:
+    """One leak per overlapping run of same-kind leaks (union interval, summed excess, max score)."""
+    out: list[Leak] = []
+    for lk in leaks:
+        prev = out[-1] if out else None
+        if prev is not None and prev.kind == lk.kind and lk.start_s < prev.end_s:
+            out[-1] = Leak(prev.start_s, max(prev.end_s, lk.end_s), prev.planned_at_s, prev.kind,
+                           prev.excess_j + lk.excess_j, max(prev.score, lk.score))
+        else:
+            out.append(lk)
+    return out
+
+
 class PairAnalysis:
     """Alignment + leaks of one (track, observed clip) pair for a given model and rate."""
 
@@ -58,9 +76,12 @@ class PairAnalysis:
         self.dt = self.k / obs.fps  # planned seconds per frame at the nominal rate
         self.t_grid = planned_grid(track, self.dt)
         self.z_obs, self.h_obs = (a.numpy() for a in model.encode_obs(obs.feats))
-        zp, hp = model.encode_plan(planned_features(track, self.t_grid, self.dt))
+        pf = planned_features(track, self.t_grid, self.dt)
+        zp, hp = model.encode_plan(pf)
         self.z_plan, self.h_plan = zp.numpy(), hp.numpy()
-        self.path, self.cost = dtw_align(self.z_obs, self.z_plan, static=obs.energy_fw2_s2 < STATIC_FW2_S2)
+        self.planned_static = pf[:, PATH_COL] < np.arcsinh(STATIC_PATH_MM / 2.0)
+        self.path, self.cost = dtw_align(self.z_obs, self.z_plan, static=obs.energy_fw2_s2 < STATIC_FW2_S2,
+                                         planned_static=self.planned_static)
         self.pt = self.t_grid[self.path]
 
     def cos_along(self, path=None) -> np.ndarray:
@@ -103,25 +124,52 @@ class PairAnalysis:
                 out.append((a, b, extra))
         return out
 
+    def _repeat(self, a: int, b: int, extra: float) -> tuple[int, float, float]:
+        """Best re-trace hypothesis near [a, b]: the start s of e = extra frames that repeat the e frames before
+        them (observed embeddings, cos), its mean cos, and the clip's baseline of that statistic."""
+        e, n = max(2, int(round(extra))), len(self.z_obs)
+        z = self.z_obs
+        sim = np.full(n, -1.0)
+        idx = np.arange(e, n - e + 1)
+        if idx.size == 0:
+            return a, -1.0, 0.0
+        cs = np.einsum("ij,ij->i", z[e:], z[:-e])  # cos of frame i + e with frame i
+        c = np.concatenate([[0.0], np.cumsum(cs)])
+        sim[idx] = (c[idx] - c[idx - e]) / e  # mean over i in [s - e, s) of cos(z[i + e], z[i])
+        lo, hi = max(e, a - e - 3), min(n - e, b + 3)
+        if hi < lo:
+            return a, -1.0, 0.0
+        s_best = lo + int(np.argmax(sim[lo:hi + 1]))
+        return s_best, float(sim[s_best]), float(np.median(sim[idx]))
+
+    def _slow_extent(self, a: int, b: int, extra: float) -> tuple[int, int]:
+        """Frames whose lag slope (over ±W frames, W ~ extra) is at least half its peak near [a, b]: the lag of a
+        slowdown spreads over the slowed stretch even where the warping path bunches it into a few holds."""
+        lag, n = self.lag(), len(self.path)
+        w = max(3, int(round(extra)))
+        i = np.arange(n)
+        slope = (lag[np.minimum(i + w, n - 1)] - lag[np.maximum(i - w, 0)]) / (2.0 * w)
+        peak = float(slope[a:b + 1].max())
+        on = slope >= 0.5 * peak
+        while a > 0 and on[a - 1]:
+            a -= 1
+        while b < n - 1 and on[b + 1]:
+            b += 1
+        return a, b
+
     def classify(self, a: int, b: int, extra: float) -> tuple[str, int, int, float]:
-        """kind, refined [a, b] and planned anchor of a timing leak."""
+        """kind, clip frames [a, b] and planned anchor of a timing leak (its lagging frames [a, b])."""
         e = self.obs.energy_fw2_s2[a:b + 1]
         if np.mean(e < STATIC_FW2_S2) >= 0.6:
             return "stall", a, b, float(self.pt[a])
-        adv = (self.path[b] - self.path[a]) / max(b - a + 1, 1)
-        if adv >= 0.2:
-            return "slowdown", a, b, float(self.pt[a] - self.dt)
-        # re-trace: the flat part may have been placed on the first pass; the re-trace is the later pass
-        n = b - a + 1
-        j = int(self.path[a])
-        fwd = np.clip(j + np.arange(n), 0, len(self.z_plan) - 1)
-        bwd = np.clip(j - n + 1 + np.arange(n), 0, len(self.z_plan) - 1)
-        zo = self.z_obs[a:b + 1]
-        c_fwd = float(np.mean(np.einsum("ij,ij->i", zo, self.z_plan[fwd])))
-        c_bwd = float(np.mean(np.einsum("ij,ij->i", zo, self.z_plan[bwd])))
-        if c_fwd > c_bwd and b + n < len(self.path):
-            return "rework", b + 1, b + n, float(self.t_grid[min(j + n, len(self.t_grid) - 1)])
-        return "rework", a, b, float(self.pt[a])
+        s0, rep, base = self._repeat(a, b, extra)
+        if rep >= REPEAT_COS and rep - base >= REPEAT_MARGIN:
+            # the observed motion repeats itself: a re-trace of the e frames before s0
+            n_e = max(2, int(round(extra)))
+            s1 = min(s0 + n_e - 1, len(self.path) - 1)  # the repeat; the lagging frames may sit on either pass
+            return "rework", min(a, s0), max(b, s1), float(self.pt[max(s0 - 1, 0)])
+        a2, b2 = self._slow_extent(a, b, extra)
+        return "slowdown", a2, b2, float(self.pt[a2] - self.dt)
 
     def erratic_prob(self) -> np.ndarray:
         import torch
@@ -163,7 +211,7 @@ class PairAnalysis:
             plan_j = float(self.track.kinetic_between_j(self.pt[a] - self.dt, self.pt[b]))
             out.append(Leak(a / fps, (b + 1) / fps, float(self.pt[a] - self.dt), "erratic", max(obs_j - plan_j, 0.0),
                             float(np.mean(q[sl]))))
-        return sorted(out, key=lambda lk: lk.start_s)
+        return merge_overlapping(sorted(out, key=lambda lk: lk.start_s))
 
     def offset_s(self, leaks: list[Leak]) -> float:
         """Planned time at clip start, from the frames before the first leak (all frames if none)."""

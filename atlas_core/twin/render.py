@@ -108,14 +108,20 @@ def bed_corners_mm(moves: MoveTable) -> np.ndarray:
 
 
 def fit_view(profile: MachineProfile, moves: MoveTable, xyz_knots: np.ndarray, size: tuple[int, int]) -> View:
-    """A view that keeps the head path, the bed and the part (at every bed offset) inside the frame."""
+    """A view framed on the printing: the bed area around the part and the part (at every bed offset the
+    extrusion reaches) and the head wherever it extrudes. Homing and parking may leave the frame, as they would
+    for a camera aimed at the work."""
     w, h = size
-    by, bz = bed_offset_mm(profile, xyz_knots[:, 1], xyz_knots[:, 2])
+    ext = moves.kind == EXTRUDE
+    work = (np.concatenate([np.stack([moves.x0_mm[ext], moves.y0_mm[ext], moves.z0_mm[ext]], 1),
+                            np.stack([moves.x1_mm[ext], moves.y1_mm[ext], moves.z1_mm[ext]], 1)])
+            if ext.any() else xyz_knots)
+    by, bz = bed_offset_mm(profile, work[:, 1], work[:, 2])
     corners = bed_corners_mm(moves)
-    zmax = float(np.max(moves.z1_mm[moves.kind == EXTRUDE], initial=0.0))
+    zmax = float(np.max(moves.z1_mm[ext], initial=0.0))
     box = np.concatenate([corners, corners + [0.0, 0.0, zmax]])
     shifts = np.array([[0.0, a, b] for a in (by.min(), by.max()) for b in (bz.min(), bz.max())])
-    pts = np.concatenate([(box[None] + shifts[:, None]).reshape(-1, 3), head_world_mm(profile, xyz_knots)])
+    pts = np.concatenate([(box[None] + shifts[:, None]).reshape(-1, 3), head_world_mm(profile, work)])
     u = pts[:, 0] + OX * pts[:, 1]
     v = -(pts[:, 2] + OY * pts[:, 1])
     s = min(0.9 * w / max(np.ptp(u), 1e-6), 0.8 * h / max(np.ptp(v), 1e-6))
@@ -223,6 +229,9 @@ class _Encoder:
                     self.container.mux(pkt)
             self.container.close()
             if ok:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; a published clip gets the usual mode
                 os.replace(self.tmp, self.out_path)
         finally:
             if os.path.exists(self.tmp):

@@ -89,7 +89,7 @@ def test_deposited_material_never_decreases(tmp_path):
         for b in boxes[i:i + 2]:  # the head may occlude material: mask both frames' blobs (+3 px)
             keep[max(int(b[4]) - 3, 0):int(b[5]) + 4, max(int(b[2]) - 3, 0):int(b[3]) + 4] = False
         before, after = material_px(frames[i], keep), material_px(frames[i + 1], keep)
-        assert after >= before - 3, f"frame {i + 1}: material {before:.1f} -> {after:.1f} px"  # codec noise
+        assert after >= before - max(3.0, 0.005 * before), f"frame {i + 1}: material {before:.1f} -> {after:.1f} px"  # codec noise
         first = before if first is None else first
         last = after
     assert last > first + 20 > 20
