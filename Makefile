@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.gcode_accuracy
 	$(BIN)/python -m benchmarks.video_speed
 	$(BIN)/python -m benchmarks.dagster_overhead
+	$(BIN)/python -m benchmarks.bridge_eval
 
 clean:
 	rm -rf $(VENV) .cache

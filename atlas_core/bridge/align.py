@@ -106,8 +106,8 @@ def dtw_align(z_obs: np.ndarray, z_plan: np.ndarray, vertical_penalty: float = V
     zo = np.ascontiguousarray(z_obs, np.float32)
     st = np.zeros(len(zo), np.bool_) if static is None else np.ascontiguousarray(static, np.bool_)
     sc = np.float32(stall_cost)
-    pst = np.zeros(len(zp), np.bool_) if planned_static is None else np.ascontiguousarray(planned_static, np.bool_)
     zp = np.ascontiguousarray(z_plan, np.float32)
+    pst = np.zeros(len(zp), np.bool_) if planned_static is None else np.ascontiguousarray(planned_static, np.bool_)
     n, m = zo.shape[0], zp.shape[0]
     q = max(1, math.ceil(math.sqrt(n * m / max_cells)))
     if q == 1:

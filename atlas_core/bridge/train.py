@@ -31,11 +31,11 @@ from .features import build_track, planned_features, planned_grid
 @dataclass
 class TrainConfig:
     seed: int = 0
-    clips: int = 160  # training + held-out clips
+    clips: int = 300  # training + held-out clips
     clip_s: float = 30.0
     holdout_fraction: float = 0.25  # of the files
-    steps: int = 1200
-    batch_clips: int = 8
+    steps: int = 2500
+    batch_clips: int = 10
     frames_per_clip: int = 48
     lr: float = 2e-3
     erratic_weight: float = 0.5
