@@ -39,12 +39,22 @@ def unseen_files(model_meta: dict) -> list[Path]:
 
 
 def _job(args):
+    """Render + measure one clip (cached under benchmarks/out/bridge_clips by inputs and data version)."""
+    import hashlib
+    import pickle
+
     gcode, seed, n_anoms, clip_s = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from atlas_core.bridge.dataset import render_sample
+    from atlas_core.atomic import atomic_write_bytes
+    from atlas_core.bridge.dataset import DATA_VERSION, render_sample
 
-    rng = np.random.default_rng(seed)
-    return render_sample(gcode, rng, clip_s=clip_s, n_anomalies=n_anoms)
+    key = hashlib.sha1(Path(gcode).read_bytes() + repr((DATA_VERSION, seed, n_anoms, clip_s)).encode()).hexdigest()
+    path = OUT / "bridge_clips" / f"{key}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    s = render_sample(gcode, np.random.default_rng(seed), clip_s=clip_s, n_anomalies=n_anoms)
+    atomic_write_bytes(path, pickle.dumps(s))
+    return s
 
 
 def main(argv=None) -> int:
@@ -55,6 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clip-s", type=float, default=30.0)
     ap.add_argument("--model", type=Path)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--verbose", action="store_true", help="one line per clip")
     args = ap.parse_args(argv)
 
     from atlas_core.bridge import model as tbm
@@ -78,6 +89,12 @@ def main(argv=None) -> int:
         rep = analyze_pair(tracks[s.gcode], s.obs, model, s.time_scale)
         t_an.append(time.perf_counter() - t1)
         scores.append(score_report(rep, s.truth, s.obs.duration_s))
+        if args.verbose:
+            sc = scores[-1]
+            print(f"{Path(s.gcode).name[:28]:28s} K={s.time_scale:5.1f} offset {s.offset_s:7.1f} s err "
+                  f"{sc['offset_err_s'] if sc['offset_err_s'] is not None else float('nan'):8.2f} s  truth "
+                  f"{[(a['kind'][:4], round(a['start_s'], 1), round(a['end_s'], 1)) for a in s.truth['anomalies']]}"
+                  f"  leaks {[(lk.kind[:4], round(lk.start_s, 1), round(lk.end_s, 1)) for lk in rep.leaks]}")
     res = aggregate(scores)
     res["top1_retrieval"] = retrieval_top1(model, samples, tracks)
     res["files"] = sorted({Path(f).name for f in files})

@@ -20,7 +20,8 @@ from .features import ObservedSeries, PlannedTrack, build_track, observe_clip
 ANOMALY_MIN_S = 3.0  # planned seconds (the issue's bar: anomalies of >= 3 s)
 MOVING_MM_S = 5.0  # anomalies are anchored where the head moves at least this fast on average: a stall or a
 # slowdown during a heat-up wait (nothing moves) changes nothing a camera can see
-DATA_VERSION = 3  # bump when the sampling of clips/anomalies changes (cache key)
+MIN_MOVING_FRACTION = 0.5
+DATA_VERSION = 4  # bump when the sampling of clips/anomalies changes (cache key)
 
 
 @dataclass
@@ -61,6 +62,24 @@ def random_schedule(rng: np.random.Generator, t0_s: float, span_s: float, n: int
     return sorted(out, key=lambda a: a["at_s"])
 
 
+def moving_fraction(track: PlannedTrack, t0_s: float, t1_s: float, step_s: float = 1.0) -> float:
+    """Share of 1-s steps in [t0, t1] in which the head moves at >= MOVING_MM_S."""
+    t = np.arange(t0_s, max(t1_s, t0_s + step_s), step_s)
+    return float(np.mean(track.motion_mm_s(t, t + step_s) >= MOVING_MM_S))
+
+
+def random_offset(rng: np.random.Generator, track: PlannedTrack, span_s: float, tries: int = 50) -> float:
+    """A uniform random start offset whose planned span shows motion at least half the time (a clip of a
+    heat-up wait shows nothing to align: its offset is unobservable). Falls back to the last draw."""
+    hi = max(track.t_end_s - span_s, 0.0) * 0.95
+    off = 0.0
+    for _ in range(tries):
+        off = float(rng.uniform(0.0, hi))
+        if moving_fraction(track, off, off + span_s) >= MIN_MOVING_FRACTION:
+            break
+    return off
+
+
 def truth_map(anoms: list[an.Anomaly], t_end_s: float, s_obs: float, time_scale: float, fps: float, n: int):
     """Per frame: planned time shown, in-anomaly mask, erratic mask."""
     obs_k, src_k = an.source_knots(anoms, t_end_s)
@@ -94,7 +113,7 @@ def render_sample(gcode: str | Path, rng: np.random.Generator, track: PlannedTra
     if span > 0.9 * t_end:  # short print: shorten the clip
         clip_s = 0.9 * t_end / k
         span = clip_s * k
-    offset = float(rng.uniform(0.0, max(t_end - span, 0.0) * 0.95))
+    offset = random_offset(rng, track, span)
     n_a = int(rng.integers(0, 6)) if n_anomalies is None else n_anomalies
     extra_budget = 0.5 * span  # anomalies add observed time; keep them inside the clip
     spec = random_schedule(rng, offset, span - extra_budget, n_a, kinds, track=track) if n_a else []

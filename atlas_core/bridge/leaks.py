@@ -32,6 +32,8 @@ DEBT_MIN = 0.2  # lag slope (frames per frame) that marks a frame as running beh
 SMOOTH_FRAMES = 3
 STATIC_FW2_S2 = 3e-5  # residual energy below this = nothing moves (DIS noise floor ~1e-7, a moving head >1e-3)
 ERRATIC_PROB = 0.5
+OFFSET_MIN_FRAMES = 1
+ERRATIC_MIN_FRAMES = 6  # shorter erratic runs are noise of the head (jitter at K >~ 10 is below the flow's reach)
 STATIC_PATH_MM = 0.05  # a planned step along which the head moves less than this is motionless
 PATH_COL = 6  # planned_features column: arcsinh(path length in the step / 2 mm)
 REPEAT_COS = 0.45  # a lagging stretch whose observed motion repeats the stretch before it this well (cos) ...
@@ -190,7 +192,8 @@ class PairAnalysis:
     def leaks(self) -> list[Leak]:
         fps, out = self.obs.fps, []
         covered = np.zeros(len(self.path), bool)
-        for a, b, extra in self.timing_leaks():
+        self._timing = self.timing_leaks()
+        for a, b, extra in self._timing:
             kind, a2, b2, at = self.classify(a, b, extra)
             extra_s = extra * self.dt
             excess = self.track.hold_power_w(at) * extra_s
@@ -202,7 +205,7 @@ class PairAnalysis:
             out.append(Leak(a2 / fps, (b2 + 1) / fps, at, kind, excess, score))
         q = self.erratic_prob()
         alpha = self.calibration_j_per_unit(~covered & (q < ERRATIC_PROB))
-        min_len = max(3, int(round(0.6 * 3.0 / self.dt)))
+        min_len = max(ERRATIC_MIN_FRAMES, int(round(0.6 * 3.0 / self.dt)))
         for a, b in _segments((q >= ERRATIC_PROB) & ~covered, max_gap=2):
             if b - a + 1 < min_len:
                 continue
@@ -214,12 +217,24 @@ class PairAnalysis:
         return merge_overlapping(sorted(out, key=lambda lk: lk.start_s))
 
     def offset_s(self, leaks: list[Leak]) -> float:
-        """Planned time at clip start, from the frames before the first leak (all frames if none)."""
-        n = len(self.path)
-        first = min((int(lk.start_s * self.obs.fps) for lk in leaks), default=n)
-        i = np.arange(1, max(2, first - SMOOTH_FRAMES))
-        i = i[i < n]
-        return float(np.median(self.pt[i] - i * self.dt))
+        """Planned time at clip start: median of pt[i] − i·dt over the frames before the first leak; when fewer
+        than ``OFFSET_MIN_FRAMES`` precede it, over all frames outside leaks of pt[i] − (i − E_i)·dt, E_i = the
+        extra frames of the timing leaks before frame i."""
+        n, fps = len(self.path), self.obs.fps
+        extra_before, busy = np.zeros(n), np.zeros(n, bool)
+        for a, b, extra in getattr(self, "_timing", []):
+            extra_before[b + 1:] += extra
+            busy[max(0, a - SMOOTH_FRAMES):b + SMOOTH_FRAMES + 1] = True
+        for lk in leaks:
+            busy[int(lk.start_s * fps):int(lk.end_s * fps) + 1] = True
+        first = min((int(lk.start_s * fps) for lk in leaks), default=n)
+        head = np.arange(1, min(n, first - SMOOTH_FRAMES))
+        if head.size >= OFFSET_MIN_FRAMES:
+            return float(np.median(self.pt[head] - head * self.dt))
+        i = np.arange(1, n)
+        est = self.pt[i] - (i - extra_before[i]) * self.dt
+        ok = ~busy[i]
+        return float(np.median(est[ok] if ok.any() else est))
 
     def report(self) -> LeakReport:
         leaks = self.leaks()
