@@ -8,8 +8,8 @@ A leak is a stretch where L rises by at least ``MIN_EXTRA_S`` of process time (a
 - kind: ``stall`` when nothing moves in the picture (residual motion energy at the noise floor), ``rework``
   when the observed motion of the lagging stretch repeats the stretch just before it (a re-trace: the same
   path again, only no new material), else ``slowdown``; a slowdown's interval is where the lag slope is at
-  least half its peak (the path may bunch a slowdown's lag into a few holds). ``erratic`` stretches are found by the TBM's erratic head (jitter the plan does not
-  contain) where the lag stays flat.
+  least half its peak (the path may bunch a slowdown's lag into a few holds). ``erratic`` stretches are found
+  by the TBM's erratic head (jitter the plan does not contain) where the lag stays flat.
 - excess energy (DC J, the basis of ``atlas_core.gcode.energy``): the extra process time × the hold power of
   heaters and electronics at the planned state (``PlannedTrack.hold_power_w``); a re-trace adds the planned
   kinetic work of the re-traced stretch; erratic motion adds the calibrated observed motion energy beyond plan
@@ -19,7 +19,6 @@ A leak is a stretch where L rises by at least ``MIN_EXTRA_S`` of process time (a
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -32,13 +31,16 @@ DEBT_MIN = 0.2  # lag slope (frames per frame) that marks a frame as running beh
 SMOOTH_FRAMES = 3
 STATIC_FW2_S2 = 3e-5  # residual energy below this = nothing moves (DIS noise floor ~1e-7, a moving head >1e-3)
 ERRATIC_PROB = 0.5
-OFFSET_MIN_FRAMES = 1
+LEAK_MIN_ALIGNMENT = 0.35  # below this alignment score the warping path is not trusted: no leaks are reported
+OFFSET_MIN_FRAMES = 1  # offset from the frames before the first leak when at least this many precede it
+ERRATIC_MAX_DT_S = 0.2  # jitter (±1.5 mm) is visible only while the plan moves the head little more per frame:
+# at 40 mm/s, dt = 0.2 s is 8 mm a frame; beyond that (K > 6 at 30 fps) the erratic head only adds false alarms
 ERRATIC_MIN_FRAMES = 6  # shorter erratic runs are noise of the head (jitter at K >~ 10 is below the flow's reach)
 STATIC_PATH_MM = 0.05  # a planned step along which the head moves less than this is motionless
 PATH_COL = 6  # planned_features column: arcsinh(path length in the step / 2 mm)
 REPEAT_COS = 0.45  # a lagging stretch whose observed motion repeats the stretch before it this well (cos) ...
 REPEAT_MARGIN = 0.18  # ... and this much better than the clip's typical self-similarity at that lag is a re-trace
-RATE_CANDIDATES = tuple(float(k) for k in np.geomspace(0.5, 64.0, 22))
+RATE_CANDIDATES = tuple(float(k) for k in np.geomspace(0.5, 48.0, 20))  # planned s per clip s, unknown rate
 
 
 def _segments(mask: np.ndarray, max_gap: int = 1) -> list[tuple[int, int]]:
@@ -203,7 +205,7 @@ class PairAnalysis:
             covered[a2:b2 + 1] = True
             score = float(1.0 - math.exp(-extra_s / MIN_EXTRA_S))
             out.append(Leak(a2 / fps, (b2 + 1) / fps, at, kind, excess, score))
-        q = self.erratic_prob()
+        q = self.erratic_prob() if self.dt <= ERRATIC_MAX_DT_S else np.zeros(len(self.path))
         alpha = self.calibration_j_per_unit(~covered & (q < ERRATIC_PROB))
         min_len = max(ERRATIC_MIN_FRAMES, int(round(0.6 * 3.0 / self.dt)))
         for a, b in _segments((q >= ERRATIC_PROB) & ~covered, max_gap=2):
@@ -237,7 +239,8 @@ class PairAnalysis:
         return float(np.median(est[ok] if ok.any() else est))
 
     def report(self) -> LeakReport:
-        leaks = self.leaks()
+        score = self.alignment_score()
+        leaks = self.leaks() if score >= LEAK_MIN_ALIGNMENT else []
         fps, n = self.obs.fps, len(self.path)
         offset = self.offset_s(leaks)
         steps = np.diff(self.path, prepend=self.path[0] - 1)
@@ -255,7 +258,7 @@ class PairAnalysis:
                 w = min(int(lk.start_s), nw - 1)
                 w_obs[w] += lk.excess_j
         return LeakReport(
-            ok=True, offset_s=offset, rate=self.k, alignment_score=self.alignment_score(),
+            ok=True, offset_s=offset, rate=self.k, alignment_score=score,
             planned_j=float(self.track.energy_between_j(offset, self.pt[-1])), observed_j=float(w_obs.sum()),
             leaks=leaks, clip_s=np.arange(n) / fps, planned_s=self.pt, window_clip_s=np.arange(nw, dtype=float),
             window_planned_j=w_plan, window_observed_j=w_obs,
@@ -263,12 +266,13 @@ class PairAnalysis:
 
 
 def estimate_rate(track: PlannedTrack, obs: ObservedSeries, model, candidates=RATE_CANDIDATES) -> float:
-    """Time scale (planned s per clip s) whose alignment matches best; a coarse grid then a local refinement."""
+    """Time scale (planned s per clip s) whose alignment costs least: a geometric grid, then two refinements."""
     def score(k):
         return PairAnalysis(track, obs, model, k).cost
     best = min(candidates, key=score)
-    fine = best * np.geomspace(0.9, 1.1, 5)
-    return float(min(fine, key=score))
+    for half_width in (0.1, 0.025):  # grid step 27 %, then ±10 % and ±2.5 % in 5 steps each
+        best = float(min(best * np.geomspace(1 - half_width, 1 + half_width, 5), key=score))
+    return best
 
 
 def analyze_pair(track: PlannedTrack, obs: ObservedSeries, model, time_scale: float | None = None) -> LeakReport:

@@ -83,3 +83,11 @@ def test_cli_contract_and_exit_codes(clips, tmp_path, capsys):
         obj = strict(cap.out)
         assert obj["ok"] is False and isinstance(obj["error"], str) and obj["leaks"] == []
         assert "Traceback" not in cap.err
+
+
+def test_rate_and_offset_estimated_without_time_scale(clips):
+    d, _, _ = clips
+    rep = find_leaks(GCODE, d / "clean.mp4")
+    assert rep.ok
+    assert abs(rep.rate - K) / K < 0.05
+    assert abs(rep.offset_s - START_S) < 1.5
