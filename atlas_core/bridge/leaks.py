@@ -27,7 +27,7 @@ from .features import PlannedTrack, ObservedSeries, build_track, observe_clip, p
 from .report import Leak, LeakReport
 
 MIN_EXTRA_S = 1.0  # process seconds a leak must add (the shortest bar anomaly, 3 s at f = 0.7, adds 1.29 s)
-DEBT_MIN = 0.2  # lag slope (frames per frame) that marks a frame as running behind plan
+DEBT_MIN = 0.12  # lag slope (frames per frame, smoothed over ±3) that marks a frame as running behind plan
 SMOOTH_FRAMES = 3
 STATIC_FW2_S2 = 3e-5  # residual energy below this = nothing moves (DIS noise floor ~1e-7, a moving head >1e-3)
 ERRATIC_PROB = 0.5
@@ -107,11 +107,13 @@ class PairAnalysis:
 
     def timing_leaks(self) -> list[tuple[int, int, float]]:
         """(a, b, extra_frames) stretches where the lag rises by >= MIN_EXTRA_S of process time."""
-        lag, n, w = self.lag(), len(self.path), SMOOTH_FRAMES
+        lag, n = self.lag(), len(self.path)
+        need = max(2.0, MIN_EXTRA_S / self.dt)
+        # smooth over half the frames a leak must add: at slow rates a mild slowdown's holds are sparse
+        w = max(SMOOTH_FRAMES, int(round(need / 2)))
         ahead = lag[np.minimum(np.arange(n) + w, n - 1)] - lag[np.maximum(np.arange(n) - w, 0)]
         span = np.minimum(np.arange(n) + w, n - 1) - np.maximum(np.arange(n) - w, 0)
         debt = ahead / np.maximum(span, 1)
-        need = max(2.0, MIN_EXTRA_S / self.dt)
         out = []
         for a, b in _segments(debt > DEBT_MIN, max_gap=2):
             before = lag[max(0, a - 2 * w):max(1, a)]
