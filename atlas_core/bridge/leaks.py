@@ -3,7 +3,7 @@
 With the clip aligned (``align.dtw_align``), frame i shows planned time pt[i]. The *lag* L[i] = i − (p[i] − p[0])
 counts clip frames the process spent beyond plan so far; it is flat while the process runs as planned and
 rises by one per frame during a stall or a re-trace, by (1 − f) per frame during a slowdown to f × speed.
-A leak is a stretch where L rises by at least ``MIN_EXTRA_S`` of process time (and 2 frames):
+A leak is a stretch where L rises by at least ``MIN_EXTRA_S`` of process time (and ``MIN_LEAK_FRAMES``):
 
 - kind: ``stall`` when nothing moves in the picture (residual motion energy at the noise floor), ``rework``
   when the observed motion of the lagging stretch repeats the stretch just before it (a re-trace: the same
@@ -27,6 +27,7 @@ from .features import PlannedTrack, ObservedSeries, build_track, observe_clip, p
 from .report import Leak, LeakReport
 
 MIN_EXTRA_S = 1.0  # process seconds a leak must add (the shortest bar anomaly, 3 s at f = 0.7, adds 1.29 s)
+MIN_LEAK_FRAMES = 3  # ... and at least this many frames (at fast rates a frame or two is DTW jitter)
 DEBT_MIN = 0.12  # lag slope (frames per frame, smoothed over ±3) that marks a frame as running behind plan
 SMOOTH_FRAMES = 3
 STATIC_FW2_S2 = 3e-5  # residual energy below this = nothing moves (DIS noise floor ~1e-7, a moving head >1e-3)
@@ -108,7 +109,7 @@ class PairAnalysis:
     def timing_leaks(self) -> list[tuple[int, int, float]]:
         """(a, b, extra_frames) stretches where the lag rises by >= MIN_EXTRA_S of process time."""
         lag, n = self.lag(), len(self.path)
-        need = max(2.0, MIN_EXTRA_S / self.dt)
+        need = max(float(MIN_LEAK_FRAMES), MIN_EXTRA_S / self.dt)
         # smooth over half the frames a leak must add: at slow rates a mild slowdown's holds are sparse
         w = max(SMOOTH_FRAMES, int(round(need / 2)))
         ahead = lag[np.minimum(np.arange(n) + w, n - 1)] - lag[np.maximum(np.arange(n) - w, 0)]
