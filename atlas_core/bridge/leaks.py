@@ -94,12 +94,14 @@ class PairAnalysis:
         return np.einsum("ij,ij->i", self.z_obs, self.z_plan[p])
 
     def alignment_score(self) -> float:
-        """How much better than chance the path matches: 1 − cost / cost of random (frame, step) pairs."""
+        """How much better than chance the path matches its moving frames: 1 − cost / cost of random pairs."""
         rng = np.random.default_rng(0)
         i = rng.integers(0, len(self.z_obs), 4096)
         j = rng.integers(0, len(self.z_plan), 4096)
         chance = float(np.mean(1.0 - np.einsum("ij,ij->i", self.z_obs[i], self.z_plan[j])))
-        path_cost = float(np.mean(1.0 - self.cos_along()))
+        moving = self.obs.energy_fw2_s2 >= STATIC_FW2_S2  # motionless frames (stalls, waits) carry no evidence
+        c = self.cos_along()
+        path_cost = float(np.mean(1.0 - (c[moving] if moving.sum() >= 10 else c)))
         return float(np.clip(1.0 - path_cost / max(chance, 1e-6), 0.0, 1.0))
 
     # ---------------------------------------------------------------- leaks
