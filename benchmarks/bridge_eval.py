@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -39,22 +38,11 @@ def unseen_files(model_meta: dict) -> list[Path]:
 
 
 def _job(args):
-    """Render + measure one clip (cached under benchmarks/out/bridge_clips by inputs and data version)."""
-    import hashlib
-    import pickle
+    """Render + measure one clip (cached under benchmarks/out/bridge_clips)."""
+    from atlas_core.bridge.dataset import cached_sample
 
     gcode, seed, n_anoms, clip_s = args
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from atlas_core.atomic import atomic_write_bytes
-    from atlas_core.bridge.dataset import DATA_VERSION, render_sample
-
-    key = hashlib.sha1(Path(gcode).read_bytes() + repr((DATA_VERSION, seed, n_anoms, clip_s)).encode()).hexdigest()
-    path = OUT / "bridge_clips" / f"{key}.pkl"
-    if path.is_file():
-        return pickle.loads(path.read_bytes())
-    s = render_sample(gcode, np.random.default_rng(seed), clip_s=clip_s, n_anomalies=n_anoms)
-    atomic_write_bytes(path, pickle.dumps(s))
-    return s
+    return cached_sample(gcode, seed, OUT / "bridge_clips", clip_s=clip_s, n_anomalies=n_anoms)
 
 
 def main(argv=None) -> int:

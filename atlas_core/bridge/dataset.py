@@ -126,3 +126,25 @@ def render_sample(gcode: str | Path, rng: np.random.Generator, track: PlannedTra
     src, anomalous, erratic = truth_map(anoms, t_end, truth.observed_offset_s, k, fps, len(obs))
     tdict = {"offset_s": truth.offset_s, "time_scale": k, "anomalies": truth.anomalies, "spec": spec}
     return Sample(str(gcode), k, offset, obs, src, anomalous, erratic, tdict)
+
+
+def cached_sample(gcode: str | Path, seed: int, cache_dir: str | Path | None = None, clip_s: float = 30.0,
+                  machine: str = "generic_reprap", n_anomalies: int | None = None) -> Sample:
+    """``render_sample`` with a fresh generator seeded by ``seed``, memoised in ``cache_dir`` (pickle, atomic)
+    under a key of the G-code bytes, the arguments and ``DATA_VERSION``."""
+    import hashlib
+    import os
+    import pickle
+
+    from atlas_core.atomic import atomic_write_bytes
+
+    key = hashlib.sha1(Path(gcode).read_bytes()
+                       + repr((DATA_VERSION, seed, clip_s, machine, n_anomalies)).encode()).hexdigest()
+    path = Path(cache_dir) / f"{key}.pkl" if cache_dir else None
+    if path is not None and path.is_file():
+        return pickle.loads(path.read_bytes())
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    s = render_sample(gcode, np.random.default_rng(seed), clip_s=clip_s, n_anomalies=n_anomalies, machine=machine)
+    if path is not None:
+        atomic_write_bytes(path, pickle.dumps(s))
+    return s

@@ -50,8 +50,6 @@ class ObservedSeries:
 
 def _pair_features(flow: np.ndarray, m, w: int) -> np.ndarray:
     """One frame pair: flow (h, w, 2, px/frame) and its PairMotion → OBS_DIM floats."""
-    from atlas_core.video.motion import similarity_flow
-
     g = np.asarray(m.grid_fw2_s2, np.float64)
     tot = g.sum()
     gh, gw = g.shape
@@ -62,7 +60,8 @@ def _pair_features(flow: np.ndarray, m, w: int) -> np.ndarray:
     xs, ys = (np.arange(gw) + 0.5) / gw, (np.arange(gh) + 0.5) / gh
     cu, cv = float(pu @ xs), float(pv @ ys)
     su, sv = math.sqrt(max(float(pu @ (xs - cu) ** 2), 0.0)), math.sqrt(max(float(pv @ (ys - cv) ** 2), 0.0))
-    mu, mv = similarity_flow((m.ego_u_fw_s * w * m.dt_s, m.ego_v_fw_s * w * m.dt_s, 0.0, 0.0), 0.0, 0.0)
+    # ego translation (px per frame) as Python floats: the residual stays float32 like the flow
+    mu, mv = float(m.ego_u_fw_s * w * m.dt_s), float(m.ego_v_fw_s * w * m.dt_s)
     ru, rv = flow[..., 0] - mu, flow[..., 1] - mv
     mag = ru * ru + rv * rv
     moving = mag > 0.25  # > 0.5 px per frame
@@ -99,16 +98,13 @@ def observe_clip(path, flow_width: int = FLOW_WIDTH, threads: int = 2) -> Observ
                 times.append(fr.time_s)
                 if engine is None:
                     h, w = fr.gray.shape
-                    engine = FlowEngine(w, h, "ultrafast", grid=(32, 18), finest_scale=1)
-                    engine.prev, engine.prev_t = fr.gray, fr.time_s
-                    continue
-                dt = fr.time_s - engine.prev_t
-                dt = dt if dt > 0 else 1.0 / (infos[0].fps or 30.0)
-                flow = engine.dis.calc(engine.prev, fr.gray, None)
-                engine.prev, engine.prev_t = fr.gray, fr.time_s
-                m = engine.measure(flow, fr.time_s, dt)
-                rows.append(_pair_features(flow, m, engine.w))
-                energy.append(m.residual_fw2_s2)
+                    engine = FlowEngine(w, h, "ultrafast", grid=(32, 18), finest_scale=1,
+                                        default_dt_s=1.0 / (infos[0].fps or 30.0))
+                out = engine.step_flow(fr.gray, fr.time_s)
+                if out is not None:
+                    flow, m = out
+                    rows.append(_pair_features(flow, m, engine.w))
+                    energy.append(m.residual_fw2_s2)
         except av.error.FFmpegError as exc:
             if len(times) < 2:
                 raise ValueError(f"not a readable video: {exc}") from None

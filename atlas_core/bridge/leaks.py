@@ -76,11 +76,14 @@ def merge_overlapping(leaks: list[Leak]) -> list[Leak]:
 class PairAnalysis:
     """Alignment + leaks of one (track, observed clip) pair for a given model and rate."""
 
-    def __init__(self, track: PlannedTrack, obs: ObservedSeries, model, time_scale: float):
+    def __init__(self, track: PlannedTrack, obs: ObservedSeries, model, time_scale: float, obs_encoding=None):
+        """``obs_encoding``: (z_obs, h_obs) from ``model.encode_obs`` when already computed (it does not depend
+        on the rate)."""
         self.track, self.obs, self.model, self.k = track, obs, model, float(time_scale)
         self.dt = self.k / obs.fps  # planned seconds per frame at the nominal rate
         self.t_grid = planned_grid(track, self.dt)
-        self.z_obs, self.h_obs = (a.numpy() for a in model.encode_obs(obs.feats))
+        enc = obs_encoding if obs_encoding is not None else model.encode_obs(obs.feats)
+        self.z_obs, self.h_obs = (a.numpy() for a in enc)
         pf = planned_features(track, self.t_grid, self.dt)
         zp, hp = model.encode_plan(pf)
         self.z_plan, self.h_plan = zp.numpy(), hp.numpy()
@@ -272,8 +275,10 @@ class PairAnalysis:
 
 def estimate_rate(track: PlannedTrack, obs: ObservedSeries, model, candidates=RATE_CANDIDATES) -> float:
     """Time scale (planned s per clip s) whose alignment costs least: a geometric grid, then two refinements."""
+    enc = model.encode_obs(obs.feats)
+
     def score(k):
-        return PairAnalysis(track, obs, model, k).cost
+        return PairAnalysis(track, obs, model, k, enc).cost
     best = min(candidates, key=score)
     for half_width in (0.1, 0.025):  # grid step 27 %, then ±10 % and ±2.5 % in 5 steps each
         best = float(min(best * np.geomspace(1 - half_width, 1 + half_width, 5), key=score))

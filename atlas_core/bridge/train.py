@@ -12,10 +12,7 @@ same weights.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -23,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Sample, render_sample
+from .dataset import Sample, cached_sample
 from .evaluate import aggregate, score_report
 from .features import build_track, planned_features, planned_grid
 
@@ -53,18 +50,7 @@ class TrainConfig:
 
 def _sample_job(args) -> Sample:
     gcode, seed, cfg_d, cache_dir = args
-    from .dataset import DATA_VERSION
-    key = hashlib.sha1(Path(gcode).read_bytes() + repr((DATA_VERSION, seed, cfg_d["clip_s"], cfg_d["machine"])).encode()).hexdigest()
-    path = Path(cache_dir) / f"{key}.pkl" if cache_dir else None
-    if path is not None and path.exists():
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    s = render_sample(gcode, np.random.default_rng(seed), clip_s=cfg_d["clip_s"], machine=cfg_d["machine"])
-    if path is not None:
-        from atlas_core.atomic import atomic_write_bytes
-        atomic_write_bytes(path, pickle.dumps(s))
-    return s
+    return cached_sample(gcode, seed, cache_dir, clip_s=cfg_d["clip_s"], machine=cfg_d["machine"])
 
 
 def make_samples(files: list[Path], n: int, seed: int, cfg: TrainConfig, cache_dir: Path | None = None,
@@ -118,10 +104,11 @@ def _elsewhere(sample: Sample, track, rng, n: int):
     return planned_features(track, planned_grid(track, dt, t0, t0 + span), dt)
 
 
-def _fit_norm(model, samples, tracks):
+def _fit_norm(model, samples, planned):
+    """Feature means/stds of the training data into the encoders (``planned``: per sample (features, idx))."""
     import torch
     obs = np.concatenate([s.obs.feats for s in samples])
-    plan = np.concatenate([_planned_for(s, tracks[s.gcode])[0] for s in samples])
+    plan = np.concatenate([pf for pf, _ in planned])
     for enc, x in ((model.obs, obs), (model.plan, plan)):
         enc.mean.copy_(torch.as_tensor(x.mean(0)))
         enc.std.copy_(torch.as_tensor(np.maximum(x.std(0), 1e-3)))
@@ -141,8 +128,8 @@ def train(samples: list[Sample], cfg: TrainConfig, tracks=None, log=None):
     tracks = tracks if tracks is not None else _Tracks(cfg.machine)
     rng = np.random.default_rng(cfg.seed + 1)
     model = BridgeModel(cfg.hidden, cfg.latent)
-    _fit_norm(model, samples, tracks)
     planned = [_planned_for(s, tracks[s.gcode]) for s in samples]
+    _fit_norm(model, samples, planned)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
     n_err = sum(int(s.erratic.sum()) for s in samples)

@@ -117,6 +117,11 @@ class FlowEngine:
         return gray
 
     def step(self, gray: np.ndarray, time_s: float) -> PairMotion | None:
+        out = self.step_flow(gray, time_s)
+        return None if out is None else out[1]
+
+    def step_flow(self, gray: np.ndarray, time_s: float) -> tuple[np.ndarray, PairMotion] | None:
+        """Like ``step``, also returning the flow field (h, w, 2; px per frame) the motion was measured from."""
         cur = self._prepare(gray)
         prev, prev_t = self.prev, self.prev_t
         self.prev, self.prev_t = cur, time_s
@@ -126,7 +131,7 @@ class FlowEngine:
         if not dt > 0:
             dt = self.default_dt_s
         flow = self.dis.calc(prev, cur, None)
-        return self.measure(flow, time_s, dt)
+        return flow, self.measure(flow, time_s, dt)
 
     def measure(self, flow: np.ndarray, time_s: float, dt_s: float) -> PairMotion:
         """Split a flow field (h, w, 2; px per frame) into ego motion and residual motion."""

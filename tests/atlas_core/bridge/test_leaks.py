@@ -1,7 +1,6 @@
 """`atlas leaks` with the shipped TBM on twin clips of a G-code file it never saw (ground truth by construction)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,12 @@ from atlas_core.bridge import find_leaks
 from atlas_core.bridge.evaluate import score_report
 from atlas_core.cli import main
 from atlas_core.twin import render_twin
+from tests.strict_json import loads_strict
 
 GCODE = Path(__file__).resolve().parents[3] / "samples" / "gcode" / "prusaslicer-2.5.0_pyramid_marlin2.gcode"
 K, START_S, CLIP_S = 6.0, 250.0, 24.0
 SPEC = [{"kind": "stall", "at_s": 290.0, "duration_s": 6.0},
         {"kind": "slowdown", "at_s": 340.0, "duration_s": 8.0, "factor": 0.4}]
-
-
-def strict(text: str):
-    def bad(c):
-        raise ValueError(f"non-strict JSON constant {c}")
-    return json.loads(text, parse_constant=bad)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +55,7 @@ def test_cli_contract_and_exit_codes(clips, tmp_path, capsys):
     d, _, _ = clips
     assert main(["leaks", "--planned", str(GCODE), "--observed", str(d / "clean.mp4"), "--time-scale", str(K),
                  "--json"]) == 0
-    out = strict(capsys.readouterr().out)
+    out = loads_strict(capsys.readouterr().out)
     assert list(out) == ["ok", "error", "offset_s", "rate", "alignment_score", "planned_j", "observed_j", "leaks"]
     assert out["ok"] is True and out["error"] is None and out["rate"] == K
 
@@ -80,7 +74,7 @@ def test_cli_contract_and_exit_codes(clips, tmp_path, capsys):
     for args, code in cases:
         assert main(["leaks", *args, "--json"]) == code, args
         cap = capsys.readouterr()
-        obj = strict(cap.out)
+        obj = loads_strict(cap.out)
         assert obj["ok"] is False and isinstance(obj["error"], str) and obj["leaks"] == []
         assert "Traceback" not in cap.err
 

@@ -14,6 +14,7 @@ from atlas_core.cli import main
 from atlas_core.gcode.machine import load_profile
 from atlas_core.gcode.pipeline import GcodeOptions, analyze_file
 from atlas_core.twin import TwinSpecError, render_twin
+from tests.strict_json import loads_strict
 
 GCODE = Path(__file__).resolve().parents[3] / "samples" / "gcode" / "prusaslicer-2.5.0_pyramid_marlin2.gcode"
 FPS, SIZE, K, START_S = 10, (160, 90), 30.0, 200.0
@@ -46,12 +47,6 @@ def move_x_at(moves, t_s: float) -> float:
     i = int(np.flatnonzero((moves.t_start_s <= t_s) & (t_s < moves.t_end_s))[0])
     f = (t_s - moves.t_start_s[i]) / (moves.t_end_s[i] - moves.t_start_s[i])
     return float(moves.x0_mm[i] + f * (moves.x1_mm[i] - moves.x0_mm[i]))
-
-
-def strict_json(text: str):
-    def bad(c):
-        raise ValueError(f"non-strict JSON constant {c}")
-    return json.loads(text, parse_constant=bad)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +95,7 @@ def test_stall_truth_and_stationary_head(tmp_path, moves):
     out = tmp_path / "stall.mp4"
     truth = render_twin(GCODE, out, fps=FPS, size=SIZE, time_scale=K, start_offset_s=START_S, duration_s=3.0,
                         anomalies=[{"kind": "stall", "at_s": at_s, "duration_s": dur_s}], truth_path=tmp_path / "t.json")
-    doc = strict_json((tmp_path / "t.json").read_text())
+    doc = loads_strict((tmp_path / "t.json").read_text())
     (rec,) = doc["anomalies"]
     assert doc["offset_s"] == START_S and doc["time_scale"] == K
     assert rec["kind"] == "stall" and rec["planned_at_s"] == at_s
@@ -177,7 +172,7 @@ def test_cli_writes_clip_and_strict_truth(tmp_path):
                "--fps", "5", "--time-scale", "30", "--start-offset-s", "200", "--duration-s", "2",
                "--truth", str(tmp_path / "t.json")])
     assert rc == 0 and len(decode(tmp_path / "c.mp4")) == 10
-    doc = strict_json((tmp_path / "t.json").read_text())
+    doc = loads_strict((tmp_path / "t.json").read_text())
     rework, erratic = doc["anomalies"]
     assert [rework["kind"], erratic["kind"]] == ["rework", "erratic"]
     assert rework["end_s"] - rework["start_s"] == pytest.approx(10 / 30)

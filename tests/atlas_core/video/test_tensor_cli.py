@@ -1,7 +1,6 @@
 """ActivityTensor files (Zarr via xarray, HDF5), strict JSON, and the `atlas video` command-line contract."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 from atlas_core.cli import main
 from atlas_core.video import CalorimeterConfig, analyze_clip
+from tests.strict_json import loads_strict
 
 from .conftest import BAD, GOOD
 
@@ -20,12 +20,6 @@ CFG = CalorimeterConfig(pose_weights="/nonexistent/weights.pt")
 NO_POSE = ["--pose-weights", "/nonexistent/weights.pt"]
 FIELDS = ("path", "ok", "error", "duration_s", "frames", "fps", "width", "height", "codec", "activity_s", "idle_fraction",
           "met_mean", "kcal", "body_mass_kg", "motion_energy", "events", "tensor_shape", "pose")
-
-
-def _strict(line: str) -> dict:
-    def bad_constant(name):
-        raise AssertionError(f"non-strict JSON constant {name}")
-    return json.loads(line, parse_constant=bad_constant)
 
 
 def test_zarr_and_hdf5_round_trip(tmp_path, clips):
@@ -41,7 +35,7 @@ def test_zarr_and_hdf5_round_trip(tmp_path, clips):
         assert ds.sizes == {"time": 4, "y": 18, "x": 32}
         assert ds["kcal"].attrs["units"] == "kcal" and ds["time"].attrs["units"] == "s"
         np.testing.assert_allclose(ds["kcal"].values, r.tensor.timeline["kcal"])
-        assert _strict(ds.attrs["summary_json"])["path"] == str(clips["patch"])
+        assert loads_strict(ds.attrs["summary_json"])["path"] == str(clips["patch"])
     h = tmp_path / "patch.h5"
     r.tensor.to_hdf5(h)
     with h5py.File(h) as f:
@@ -54,7 +48,7 @@ def test_cli_json_lines_contract(tmp_path, clips, capsys):
     rc = main(["video", str(clips["pan"]), str(tmp_path / "missing.mp4"), "--json", *NO_POSE, "--body-mass-kg", "80"])
     assert rc == 1  # one input failed; the other is still reported
     lines = capsys.readouterr().out.strip().splitlines()
-    recs = [_strict(x) for x in lines]
+    recs = [loads_strict(x) for x in lines]
     assert [r["ok"] for r in recs] == [True, False]
     for r in recs:
         assert set(FIELDS) <= set(r)
@@ -84,7 +78,7 @@ def test_cli_hostile_shard_writes_only_inside_out(tmp_path, hostile_shard, capsy
     before = set(hostile_shard.parent.parent.rglob("*"))
     rc = main(["video", str(hostile_shard), "--json", "--out", str(out), *NO_POSE])
     assert rc == 1
-    recs = [_strict(x) for x in capsys.readouterr().out.strip().splitlines()]
+    recs = [loads_strict(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert sum(r["ok"] for r in recs) == len(GOOD)
     assert all(r["error"] and "\n" not in r["error"] for r in recs if not r["ok"])
     assert len(recs) >= len(GOOD) + len(BAD)
@@ -94,7 +88,7 @@ def test_cli_hostile_shard_writes_only_inside_out(tmp_path, hostile_shard, capsy
     assert not list(tmp_path.rglob("evil*"))
     zarrs = sorted(p.name for p in out.glob("*.zarr"))
     assert zarrs == [f"{k}.zarr" for k in GOOD]
-    jl = [_strict(x) for x in (out / "video_activity.jsonl").read_text().splitlines()]
+    jl = [loads_strict(x) for x in (out / "video_activity.jsonl").read_text().splitlines()]
     assert [r["path"] for r in jl] == [r["path"] for r in recs]
 
 
