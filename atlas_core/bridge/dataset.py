@@ -21,7 +21,10 @@ ANOMALY_MIN_S = 3.0  # planned seconds (the issue's bar: anomalies of >= 3 s)
 MOVING_MM_S = 5.0  # anomalies are anchored where the head moves at least this fast on average: a stall or a
 # slowdown during a heat-up wait (nothing moves) changes nothing a camera can see
 MIN_MOVING_FRACTION = 0.5
-DATA_VERSION = 4  # bump when the sampling of clips/anomalies changes (cache key)
+VIEW_STEP_S = 0.25
+IN_VIEW_MIN = 0.9  # share of an anomaly's planned span (± 0.5 s) with the head in view
+LEAD_VISIBLE_S = 1.0  # planned seconds of visible motion a clip must show before its first anomaly
+DATA_VERSION = 6  # bump when the sampling of clips/anomalies changes (cache key)
 
 
 @dataclass
@@ -39,7 +42,7 @@ class Sample:
 def random_schedule(rng: np.random.Generator, t0_s: float, span_s: float, n: int, kinds=an.KINDS,
                     min_s: float = ANOMALY_MIN_S, max_s: float = 8.0, track: PlannedTrack | None = None) -> list[dict]:
     """Up to n non-overlapping anomalies anchored in planned [t0 + 5 %, t0 + span − 5 %], >= min_s each, and
-    (given the track) only where the head moves (``MOVING_MM_S``)."""
+    (given the track) only where a camera can see them (``observable``)."""
     out, tries = [], 0
     while len(out) < n and tries < 200:
         tries += 1
@@ -53,13 +56,27 @@ def random_schedule(rng: np.random.Generator, t0_s: float, span_s: float, n: int
         if kind == "slowdown":
             a["factor"] = round(float(rng.uniform(0.3, 0.7)), 3)
         lo, hi = an.footprint_s(an.parse_anomaly(a))
-        if track is not None and float(track.motion_mm_s(lo, hi)) < MOVING_MM_S:
+        if track is not None and not observable(track, t0_s, lo, hi):
             continue
         if lo < t0_s + 1.0 or any(not (hi + 2.0 < blo or lo > bhi + 2.0) for blo, bhi in
                                   (an.footprint_s(an.parse_anomaly(b)) for b in out)):
             continue
         out.append(a)
     return sorted(out, key=lambda a: a["at_s"])
+
+
+def observable(track: PlannedTrack, t0_s: float, lo_s: float, hi_s: float) -> bool:
+    """Whether a camera aimed at the work can see an anomaly over planned [lo, hi] in a clip starting at t0: the
+    head moves (``MOVING_MM_S``) and is in view (``PlannedTrack.in_view``) over it, and the clip shows at least
+    ``LEAD_VISIBLE_S`` of visible motion before it (else the clip's start cannot be dated)."""
+    if float(track.motion_mm_s(lo_s, hi_s)) < MOVING_MM_S:
+        return False
+    t = np.arange(lo_s - 0.5, hi_s + 0.5, VIEW_STEP_S)
+    if np.mean(track.in_view(t)) < IN_VIEW_MIN:
+        return False
+    lead = np.arange(t0_s, lo_s, VIEW_STEP_S)
+    seen = track.in_view(lead) & (track.motion_mm_s(lead - VIEW_STEP_S, lead) >= 1.0)
+    return float(seen.sum() * VIEW_STEP_S) >= LEAD_VISIBLE_S
 
 
 def moving_fraction(track: PlannedTrack, t0_s: float, t1_s: float, step_s: float = 1.0) -> float:

@@ -25,6 +25,7 @@ from atlas_core.gcode.moves import EXTRUDE, MoveTable
 
 GRID_W, GRID_H = 16, 9  # activity-grid marginals fed to the observed encoder
 FLOW_WIDTH = 256
+MARKER_WIDTH = 1280  # frames are searched for the head and bed markers at up to this width
 OBS_DIM = 10 + GRID_W + GRID_H
 PLAN_DIM = 12
 NOISE_FW2_S2 = 1e-5  # residual energy floor (DIS noise on a static frame is ~1e-7 fw^2/s^2 at 30 fps)
@@ -39,6 +40,7 @@ class ObservedSeries:
     energy_fw2_s2: np.ndarray  # residual motion energy per frame pair (fw^2/s^2); frame 0 copies frame 1
     width: int
     height: int
+    markers: np.ndarray | None = None  # (n, 4) head u, v and bed-corner u, v (px), NaN unseen (geometry.py)
 
     def __len__(self) -> int:
         return int(self.time_s.shape[0])
@@ -90,12 +92,16 @@ def observe_clip(path, flow_width: int = FLOW_WIDTH, threads: int = 2) -> Observ
         container, stream = open_container(str(path), threads)
     except (av.error.FFmpegError, OSError) as exc:
         raise ValueError(f"not a readable video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    infos, rows, energy, times = [], [], [], []
+    from .geometry import frame_markers
+
+    infos, rows, energy, times, marks = [], [], [], [], []
     engine = None
     try:
         try:
-            for fr in iter_frames(container, stream, flow_width, first_frame_hook=infos.append):
+            for fr in iter_frames(container, stream, flow_width, pose_width=MARKER_WIDTH, pose_every_s=1e-6,
+                                  first_frame_hook=infos.append):
                 times.append(fr.time_s)
+                marks.append(frame_markers(fr.rgb) * (infos[0].width / fr.rgb.shape[1]))
                 if engine is None:
                     h, w = fr.gray.shape
                     engine = FlowEngine(w, h, "ultrafast", grid=(32, 18), finest_scale=1,
@@ -116,7 +122,8 @@ def observe_clip(path, flow_width: int = FLOW_WIDTH, threads: int = 2) -> Observ
     fps = info.fps if info.fps > 0 else (len(times) - 1) / max(times[-1], 1e-9)
     feats = np.vstack([rows[0][None], np.asarray(rows)])
     e = np.concatenate([[energy[0]], energy])
-    return ObservedSeries(float(fps), np.asarray(times, np.float64), feats.astype(np.float32), e, info.width, info.height)
+    return ObservedSeries(float(fps), np.asarray(times, np.float64), feats.astype(np.float32), e, info.width,
+                          info.height, np.asarray(marks[:len(times)], np.float64))
 
 
 # ------------------------------------------------------------------ planned
@@ -135,6 +142,8 @@ class PlannedTrack:
     cum_total_j: np.ndarray  # (2n,)
     box_lo: np.ndarray  # (3,) head working volume over the print (mm)
     box_span: np.ndarray  # (3,)
+    work_lo: np.ndarray | None = None  # (3,) box of the extruding moves (what a camera aimed at the work frames)
+    work_hi: np.ndarray | None = None
 
     @property
     def t_end_s(self) -> float:
@@ -156,6 +165,15 @@ class PlannedTrack:
         a, b = np.where(short, mid - 0.5, t0), np.where(short, mid + 0.5, t1)
         f = lambda t: np.interp(t, self.t_knots, self.cum_path_mm)  # noqa: E731
         return (f(b) - f(a)) / (b - a)
+
+    def in_view(self, t_s, margin_mm: float = 2.0) -> np.ndarray:
+        """Whether the head is inside the box of the extruding moves (± margin) at planned times t: where a
+        camera aimed at the work sees it (the twin frames exactly that box)."""
+        t = np.atleast_1d(np.asarray(t_s, np.float64))
+        p = np.stack([np.interp(t, self.t_knots, self.xyz_knots[:, k]) for k in range(3)], 1)
+        lo = self.box_lo if self.work_lo is None else self.work_lo
+        hi = self.box_lo + self.box_span if self.work_hi is None else self.work_hi
+        return np.all((p >= lo - margin_mm) & (p <= hi + margin_mm), axis=1)
 
     def move_index(self, t_s: float) -> int:
         return int(np.clip(np.searchsorted(self.moves.t_end_s, t_s, side="left"), 0, len(self.moves) - 1))
@@ -186,10 +204,11 @@ def build_track(moves: MoveTable, profile: MachineProfile | str = "generic_repra
     xy_len = np.hypot(moves.x1_mm - moves.x0_mm, moves.y1_mm - moves.y0_mm)
     # positions are normalised to the head's working volume over the whole print (what a fixed camera frames)
     lo, hi = xyz_k.min(0), xyz_k.max(0)
+    work = xyz_k.reshape(-1, 2, 3)[ext].reshape(-1, 3) if ext.any() else xyz_k
     return PlannedTrack(moves, profile, energy, t_k, xyz_k,
                         _cum_knots(np.where(xy_len + np.abs(moves.z1_mm - moves.z0_mm) > 0, moves.dist_mm, 0.0)),
                         _cum_knots(np.where(ext, xy_len, 0.0)), _cum_knots(energy.kinetic_j),
-                        _cum_knots(energy.total_j), lo, np.maximum(hi - lo, 1.0))
+                        _cum_knots(energy.total_j), lo, np.maximum(hi - lo, 1.0), work.min(0), work.max(0))
 
 
 def planned_features(track: PlannedTrack, t_s: np.ndarray, dt_s: float) -> np.ndarray:

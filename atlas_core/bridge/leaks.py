@@ -1,4 +1,5 @@
-"""Entropy leaks: align a clip to its G-code with the TBM, then read anomalies off the warping path.
+"""Entropy leaks: align a clip to its G-code with the TBM, then read anomalies off the warping path (the path
+``analyze_pair`` takes when the clip does not register geometrically, see ``registered.py``).
 
 With the clip aligned (``align.dtw_align``), frame i shows planned time pt[i]. The *lag* L[i] = i − (p[i] − p[0])
 counts clip frames the process spent beyond plan so far; it is flat while the process runs as planned and
@@ -285,9 +286,16 @@ def estimate_rate(track: PlannedTrack, obs: ObservedSeries, model, candidates=RA
     return best
 
 
-def analyze_pair(track: PlannedTrack, obs: ObservedSeries, model, time_scale: float | None = None) -> LeakReport:
+def analyze_pair(track: PlannedTrack, obs: ObservedSeries, model, time_scale: float | None = None,
+                 geometric: bool = True) -> LeakReport:
+    """Geometric registration where the clip's camera is registered to the machine (``registered.py``), else
+    (or with ``geometric=False``: the model's own evaluation) the TBM's latent alignment. The rate, when not
+    given, is estimated by the TBM and refined geometrically."""
+    from .registered import registered_report
+
     k = time_scale if time_scale is not None else estimate_rate(track, obs, model)
-    return PairAnalysis(track, obs, model, k).report()
+    rep = registered_report(track, obs, k, refine_rate=time_scale is None) if geometric else None
+    return rep if rep is not None else PairAnalysis(track, obs, model, k).report()
 
 
 def find_leaks(gcode_path, clip_path, *, time_scale: float | None = None, model=None,

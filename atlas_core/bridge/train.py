@@ -202,7 +202,8 @@ def evaluate(model, samples: list[Sample], tracks, time_scale_known: bool = True
 
     scores = []
     for s in samples:
-        rep = analyze_pair(tracks[s.gcode], s.obs, model, s.time_scale if time_scale_known else None)
+        rep = analyze_pair(tracks[s.gcode], s.obs, model, s.time_scale if time_scale_known else None,
+                           geometric=False)  # the model's own figures
         scores.append(score_report(rep, s.truth, s.obs.duration_s))
     out = aggregate(scores)
     out["top1_retrieval"] = retrieval_top1(model, samples, tracks)

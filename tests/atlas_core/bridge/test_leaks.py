@@ -85,3 +85,23 @@ def test_rate_and_offset_estimated_without_time_scale(clips):
     assert rep.ok
     assert abs(rep.rate - K) / K < 0.05
     assert abs(rep.offset_s - START_S) < 1.5
+
+
+def test_geometric_registration_is_used_and_tbm_path_remains(clips):
+    """The twin clip registers geometrically; with its markers withheld the TBM alignment still finds the stall."""
+    from atlas_core.bridge import analyze_pair, model as tbm
+    from atlas_core.bridge.features import build_track, observe_clip
+    from atlas_core.twin.render import load_plan
+
+    d, truth, _ = clips
+    obs = observe_clip(d / "anom.mp4")
+    moves, profile, _ = load_plan(GCODE, "generic_reprap")
+    track = build_track(moves, profile)
+    geo_rep = analyze_pair(track, obs, tbm.load(None), K)
+    assert geo_rep.meta.get("alignment") == "geometric" and geo_rep.alignment_score > 0.9
+    obs.markers = None
+    tbm_rep = analyze_pair(track, obs, tbm.load(None), K)
+    assert tbm_rep.meta.get("alignment") != "geometric"
+    stall = next(a for a in truth.anomalies if a["kind"] == "stall")
+    assert any(lk.kind == "stall" and lk.start_s < stall["end_s"] and lk.end_s > stall["start_s"]
+               for lk in tbm_rep.leaks), tbm_rep.leaks
