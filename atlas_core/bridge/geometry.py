@@ -28,7 +28,8 @@ from numba import njit
 HEAD_MIN_LUMA = 205  # head pixels: luma at least this (the twin's head is white; material ~143, gantry 150)
 BED_RGB = (105, 105, 118)  # the twin's bed plate (atlas_core.twin.render.BED_RGB)
 BED_TOL = 25
-SIGMA_PX = 0.5  # marker noise (px): rounding to whole pixels (uniform ±0.5) and codec edges
+SIGMA_PX = 0.5  # marker noise (px) beyond the rounding: codec edges
+DEAD_PX = 0.5  # markers are drawn at whole pixels: a residual within ±0.5 px costs nothing
 COST_CAP = 9.0  # a frame's cost (Σ (residual / σ)²) is capped (occlusion, jitter): one bad frame cannot drag the path
 MISS_COST = 1.0  # a frame without the head
 SLOPE_MAX = 1.3  # most a frame may advance the plan, in nominal steps
@@ -129,8 +130,9 @@ def twin_camera(moves, profile, size: tuple[int, int]) -> Camera:
 
 # ------------------------------------------------------------------ registration
 @njit(cache=True)
-def _cell_cost(p, w, t_kn, xyz_kn, k_lo, k_hi, pa, pb):
-    """Weighted squared distance from p to the polyline pa → knots[k_lo:k_hi] → pb; and the fraction along it."""
+def _cell_cost(p, w, t_kn, xyz_kn, k_lo, k_hi, pa, pb, dead):
+    """Weighted squared distance from p to the polyline pa → knots[k_lo:k_hi] → pb, each component's first
+    ``dead`` px free (markers are whole pixels: a point rounds to any value within ±0.5)."""
     best = 1e30
     prev = pa
     nseg = k_hi - k_lo + 1
@@ -148,7 +150,7 @@ def _cell_cost(p, w, t_kn, xyz_kn, k_lo, k_hi, pa, pb):
         if dd > 1e-12:
             u = min(1.0, max(0.0, dp / dd))
         for c in range(p.shape[0]):
-            r = (p[c] - prev[c] - u * (nxt[c] - prev[c])) * w[c]
+            r = max(abs(p[c] - prev[c] - u * (nxt[c] - prev[c])) - dead, 0.0) * w[c]
             d2 += r * r
         if d2 < best:
             best = d2
@@ -178,7 +180,7 @@ def _window_argmin(x, L, out, G, H):
 
 @njit(cache=True)
 def _dp(pos, valid, t_kn, xyz_kn, cell_t, cell_xyz, k_idx, w, nominal, slope_max, slope_pen, back_pen, back_max,
-        cap, miss_cost, keep):
+        cap, miss_cost, keep, dead):
     """Viterbi over cells. cell j spans [cell_t[j], cell_t[j+1]]. Returns (end cost per cell, start cell per cell,
     back-pointers (n, J) int32 or a (1, 1) dummy)."""
     n = pos.shape[0]
@@ -196,7 +198,8 @@ def _dp(pos, valid, t_kn, xyz_kn, cell_t, cell_xyz, k_idx, w, nominal, slope_max
     for f in range(n):
         for j in range(J):
             if valid[f]:
-                c = _cell_cost(pos[f], w[f], t_kn, xyz_kn, k_idx[j], k_idx[j + 1], cell_xyz[j], cell_xyz[j + 1])
+                c = _cell_cost(pos[f], w[f], t_kn, xyz_kn, k_idx[j], k_idx[j + 1], cell_xyz[j], cell_xyz[j + 1],
+                               dead)
                 C[j] = min(c, cap)
             else:
                 C[j] = miss_cost
@@ -316,7 +319,7 @@ def _register_chunk(t_kn, mk_kn, pos, ok, w, a: float, t_lo: float, t_hi: float)
     dc = a * step
     ct, cx, kc = _cells(t_kn, mk_kn, t_lo, t_hi, dc)
     D, S, _ = _dp(pos[fc], ok[fc], t_kn, mk_kn, ct, cx, kc, w[fc], 1.0, SLOPE_MAX, SLOPE_PENALTY, BACK_PENALTY,
-                  int(math.ceil(BACK_MAX_S / dc)), COST_CAP, MISS_COST, False)
+                  int(math.ceil(BACK_MAX_S / dc)), COST_CAP, MISS_COST, False, DEAD_PX)
     j_end = int(np.argmin(D))
     t_start, t_end = float(ct[S[j_end]]), float(ct[j_end + 1])
     delta = a / FINE_CELLS_PER_STEP
@@ -324,7 +327,7 @@ def _register_chunk(t_kn, mk_kn, pos, ok, w, a: float, t_lo: float, t_hi: float)
     hi = min(float(t_kn[-1]), max(t_end, t_start + n * a * SLOPE_MAX) + 2 * dc + 2.0)
     ft, fx, kf = _cells(t_kn, mk_kn, lo, hi, delta)
     D, S, B = _dp(pos, ok, t_kn, mk_kn, ft, fx, kf, w, float(FINE_CELLS_PER_STEP), SLOPE_MAX, SLOPE_PENALTY,
-                  BACK_PENALTY, int(math.ceil(BACK_MAX_S / delta)), COST_CAP, MISS_COST, True)
+                  BACK_PENALTY, int(math.ceil(BACK_MAX_S / delta)), COST_CAP, MISS_COST, True, DEAD_PX)
     cells = np.empty(n, np.int64)
     cells[-1] = int(np.argmin(D))
     for f in range(n - 1, 0, -1):

@@ -6,7 +6,8 @@ behind plan by δ = a − Δτ (stall: δ = a; slowdown to factor φ: δ = (1 �
 - ``rework``: τ jumps back by more than ``JUMP_MIN_S`` (the head returns to re-trace a stretch); the leak lasts
   until τ is back where it left; extra process time = the jump.
 - ``stall`` / ``slowdown``: runs of frames whose progress ratio (Σ Δτ / Σ a over a centred window of about
-  ``SMOOTH_PLANNED_S``) is below ``SLOW_RATIO`` and that add at least ``MIN_EXTRA_S`` of process time; a stall
+  ``SMOOTH_PLANNED_S``) is below ``SLOW_RATIO`` and that add at least ``MIN_EXTRA_S`` of process time over at
+  least ``MIN_LEAK_FRAMES`` frames; a stall
   when the head hardly advances (median ratio < ``STALL_RATIO``).
 - ``erratic``: runs where at least ``ERRATIC_DENSITY`` of the frames (over ``ERRATIC_WINDOW_S`` planned) have
   a marker more than ``ERRATIC_PX`` off the registered planned path (jitter the plan does not contain), at least
@@ -29,6 +30,7 @@ from .report import Leak, LeakReport
 
 JUMP_MIN_S = 1.0
 MIN_EXTRA_S = 1.0  # process seconds a stall/slowdown must add (the shortest bar anomaly, 3 s at 0.7, adds 1.29 s)
+MIN_LEAK_FRAMES = 3  # ... over at least this many frames (at fast rates jitter can hold τ back a frame or two)
 SMOOTH_PLANNED_S = 0.6
 SLOW_RATIO = 0.85
 STALL_RATIO = 0.15
@@ -37,7 +39,8 @@ ERRATIC_WINDOW_S = 1.0  # planned seconds over which the share of stray frames i
 ERRATIC_DENSITY = 0.25  # ... and the share that marks jitter (it crosses zero: not every frame strays)
 MIN_ANOMALY_S = 3.0
 MOVING_MM_S = 1.0  # a frame tells the offset when the plan moves the head at least this fast around it
-MIN_SCORE = 0.5  # below this registration score the geometric path is not used
+MIN_SCORE = 0.5
+RATE_HEADROOM = 2.0  # an unknown rate is first registered at this multiple of the TBM's estimate  # below this registration score the geometric path is not used
 
 
 def _runs(mask: np.ndarray, max_gap: int = 2) -> list[tuple[int, int]]:
@@ -88,21 +91,54 @@ class RegisteredAnalysis:
         return p
 
     def slow_runs(self, p: np.ndarray) -> list[tuple[int, int, float, str]]:
-        """(a, b, extra planned s, kind) of stall/slowdown runs."""
+        """(a, b, extra planned s, kind) of stall/slowdown runs; a run holding a stall next to a slowdown (the
+        smoothing joins anomalies a few frames apart at fast rates) is split at the stall."""
         w = max(3, int(round(SMOOTH_PLANNED_S / self.a)) | 1)
         ratio = _centred_mean(p, w) / self.a
         out = []
         for a, b in _runs(ratio < SLOW_RATIO):
-            raw = p[a:b + 1] / self.a
-            while a < b and raw[0] >= 0.9:  # the window blurs the edges: trim frames that kept pace
-                a, raw = a + 1, raw[1:]
-            while b > a and raw[-1] >= 0.9:
-                b, raw = b - 1, raw[:-1]
-            extra = float(np.sum(self.a - p[a:b + 1]))
-            if extra < MIN_EXTRA_S or b - a + 1 < 2:
-                continue
-            out.append((a, b, extra, "stall" if np.median(raw) < STALL_RATIO else "slowdown"))
+            for a2, b2, kind in self._split_at_stalls(a, b, p):
+                extra = float(np.sum(self.a - p[a2:b2 + 1]))
+                if extra >= MIN_EXTRA_S and b2 - a2 + 1 >= MIN_LEAK_FRAMES:
+                    out.append((a2, b2, extra, kind))
         return out
+
+    def _split_at_stalls(self, a: int, b: int, p: np.ndarray) -> list[tuple[int, int, str]]:
+        """Pieces (a, b, kind) of a slow run: stretches where the head holds (3-frame ratio < STALL_RATIO for at
+        least 1 planned s) are stalls, the frames around them that fall behind (ratio < 0.9) slowdowns; frames
+        that kept pace are trimmed. A slowdown piece too small to be a leak on its own joins the stall it
+        touches (the frame in which the head stops or restarts)."""
+        raw = p / self.a
+        held = _centred_mean(raw[a:b + 1], 3) < STALL_RATIO
+        min_hold = max(MIN_LEAK_FRAMES, int(round(1.0 / self.a)))
+        stalls = [(a + x, a + y) for x, y in _runs(held, max_gap=1) if y - x + 1 >= min_hold]
+        pieces, cur = [], a
+        for x, y in stalls:
+            if x > cur:
+                pieces.append([cur, x - 1, "slowdown"])
+            pieces.append([x, y, "stall"])
+            cur = y + 1
+        if cur <= b:
+            pieces.append([cur, b, "slowdown"])
+        out: list[list] = []
+        for i, (x, y, kind) in enumerate(pieces):
+            x0 = x
+            while x < y and raw[x] >= 0.9:
+                x += 1
+            while y > x and raw[y] >= 0.9:
+                y -= 1
+            if kind == "slowdown" and float(np.sum(self.a - p[x:y + 1])) < MIN_EXTRA_S:
+                if out and out[-1][2] == "stall" and out[-1][1] + 1 >= x0:
+                    out[-1][1] = y  # the frame the head stops in joins the stall before it
+                    continue
+                if i + 1 < len(pieces) and pieces[i + 1][2] == "stall":
+                    pieces[i + 1][0] = x  # ... or the stall after it
+                    continue
+            out.append([x, y, kind])
+        if not stalls and out:  # no stall held long enough: the run is one piece, a stall if it mostly holds
+            x, y = out[0][0], out[-1][1]
+            out = [[x, y, "stall" if np.median(raw[x:y + 1]) < STALL_RATIO else "slowdown"]]
+        return [(x, y, k) for x, y, k in out]
 
     # ------------------------------------------------------------ erratic
     def stray_xyz_mm(self) -> np.ndarray:
@@ -196,24 +232,39 @@ class RegisteredAnalysis:
                   "machine": self.track.profile.name})
 
 
+def _rate_from_registration(track: PlannedTrack, cam, marks: np.ndarray, fps: float, k_guess: float) -> float:
+    """Rate (planned s per clip s) read off registrations: first at ``RATE_HEADROOM`` × the guess (the plan may
+    then advance at any slower rate, so the head is tracked whatever the true rate below that), the median
+    advance of the frames that advance; then once more at that rate, from the frames that keep pace."""
+    from .geometry import register
+
+    k = k_guess * RATE_HEADROOM
+    for lo, hi in ((0.05, RATE_HEADROOM * 1.3), (0.7, 1.3)):
+        reg = register(track.t_knots, track.xyz_knots, cam, marks, fps, k)
+        if reg is None:
+            return k_guess
+        p = np.diff(reg.tau_s) / reg.nominal_s
+        keep = p[(p > lo) & (p < hi) & reg.valid[1:]]
+        if keep.size < 10:
+            return k_guess
+        k = float(k * np.median(keep))
+    return k
+
+
 def registered_report(track: PlannedTrack, obs: ObservedSeries, time_scale: float,
                       refine_rate: bool = False) -> LeakReport | None:
     """The geometric path's report, or None when the clip's markers do not register to this plan (not a
     registered camera, head unseen, or registration score below ``MIN_SCORE``). ``refine_rate``: the rate is an
-    estimate; re-register once at the rate the registered normal frames advance."""
+    estimate, measured anew from registrations (``_rate_from_registration``)."""
     from .geometry import register, twin_camera
 
     marks = getattr(obs, "markers", None)
     if marks is None:
         return None
     cam = twin_camera(track.moves, track.profile, (obs.width, obs.height))
+    if refine_rate:
+        time_scale = _rate_from_registration(track, cam, marks, obs.fps, time_scale)
     reg = register(track.t_knots, track.xyz_knots, cam, marks, obs.fps, time_scale)
-    if reg is not None and refine_rate:
-        p = np.diff(reg.tau_s) / reg.nominal_s
-        normal = p[(p > 0.7) & (p < 1.3)]
-        if normal.size >= 10:
-            time_scale = float(time_scale * np.median(normal))
-            reg = register(track.t_knots, track.xyz_knots, cam, marks, obs.fps, time_scale) or reg
     if reg is None or reg.score() < MIN_SCORE:
         return None
     return RegisteredAnalysis(track, obs, reg, reg.nominal_s * obs.fps, cam).report()

@@ -150,3 +150,17 @@ def test_unregistered_markers_give_no_registration(plan):
     cam = geo.twin_camera(moves, profile, (640, 360))
     m = np.full((300, 4), np.nan)
     assert geo.register(track.t_knots, track.xyz_knots, cam, m, FPS, 2.0) is None
+
+
+def test_long_clips_register_chunk_by_chunk(plan, monkeypatch):
+    """A clip longer than CHUNK_FRAMES is registered in chunks; the time map stays continuous and right."""
+    moves, profile, _, track = plan
+    cam = geo.twin_camera(moves, profile, (640, 360))
+    monkeypatch.setattr(geo, "CHUNK_FRAMES", 150)
+    k, n = 2.0, 520
+    offset = 11.5 * track.t_end_s / LAYERS
+    spec = [{"kind": "stall", "at_s": offset + 10.0 * k, "duration_s": 4.0}]
+    m, src, _, _ = synthetic_markers(track, cam, spec, offset, k, n, np.random.default_rng(3))
+    reg = geo.register(track.t_knots, track.xyz_knots, cam, m, FPS, k)
+    err = np.abs(reg.tau_s - src)
+    assert np.median(err) < 0.05 and np.percentile(err, 99) < 0.5, (np.median(err), err.max())

@@ -105,3 +105,12 @@ def test_geometric_registration_is_used_and_tbm_path_remains(clips):
     stall = next(a for a in truth.anomalies if a["kind"] == "stall")
     assert any(lk.kind == "stall" and lk.start_s < stall["end_s"] and lk.end_s > stall["start_s"]
                for lk in tbm_rep.leaks), tbm_rep.leaks
+
+
+def test_unknown_rate_is_measured_on_a_clip_with_anomalies(clips):
+    d, truth, _ = clips
+    rep = find_leaks(GCODE, d / "anom.mp4")
+    assert rep.ok and abs(rep.rate - K) / K < 0.02, rep.rate
+    assert abs(rep.offset_s - START_S) <= 0.5
+    sc = score_report(rep, {"offset_s": truth.offset_s, "anomalies": truth.anomalies}, CLIP_S)
+    assert all(r["hit"] and r["kind_ok"] for r in sc["anomalies"]), (rep.leaks, truth.anomalies)
