@@ -8,13 +8,14 @@ Camera: the digital twin's fixed oblique camera (``atlas_core.twin.render``: ``f
 u = u0 + s·(x + OX·y), v = v0 − s·(z + OY·y)), i.e. an affine map of machine coordinates, the same one the twin
 draws with. Markers measured in each frame: the tool head (the bright carriage block; its bottom-centre is the
 nozzle) and the bed plate's front-left corner (the bed carries Y on a bed-slinger and Z on a CoreXY). Both are
-affine in the nozzle position (x, y, z), so each frame gives a least-squares estimate of (x, y, z) in mm.
+affine in the nozzle position (x, y, z): the plan maps into marker space exactly, and residuals map back to mm
+by least squares (``Camera.locate``).
 
 Registration (dynamic programming over planned cells of width δ, Viterbi style): the cost of frame f at cell j
 is the squared distance (in marker pixels / σ, robustly capped) from the frame's markers to the planned path
-(mapped through the camera) during the cell's time interval; between frames the plan advances by 0 … 1.3 × the nominal a = K/fps planned seconds (a
-stall holds, a slowdown advances less; a small penalty pulls towards a), or jumps back (a re-trace) at a fixed
-penalty. A coarse pass over the whole print finds where the clip starts; a fine pass (δ = a/6) in a band around
+(mapped through the camera) during the cell's time interval, the first 0.5 px of each marker free (whole-pixel
+drawing); between frames the plan advances by 0 … 1.3 × the nominal a = K/fps planned seconds (a stall holds, a
+slowdown advances less; a small penalty pulls towards a), or jumps back (a re-trace) at a fixed penalty. A coarse pass over the whole print finds where the clip starts; a fine pass (δ = a/6) in a band around
 it keeps back-pointers, and each frame's planned time is then read off the nearest point of the path.
 """
 from __future__ import annotations
@@ -26,8 +27,7 @@ import numpy as np
 from numba import njit
 
 HEAD_MIN_LUMA = 205  # head pixels: luma at least this (the twin's head is white; material ~143, gantry 150)
-BED_RGB = (105, 105, 118)  # the twin's bed plate (atlas_core.twin.render.BED_RGB)
-BED_TOL = 25
+BED_TOL = 25  # bed pixels: every channel within this of the twin's bed colour (render.BED_RGB)
 SIGMA_PX = 0.5  # marker noise (px) beyond the rounding: codec edges
 DEAD_PX = 0.5  # markers are drawn at whole pixels: a residual within ±0.5 px costs nothing
 COST_CAP = 9.0  # a frame's cost (Σ (residual / σ)²) is capped (occlusion, jitter): one bad frame cannot drag the path
@@ -40,18 +40,17 @@ FINE_CELLS_PER_STEP = 6
 COARSE_MIN_STEP_S = 0.1  # the coarse pass subsamples frames so that a step covers at least this planned time
 CHUNK_FRAMES = 1800  # longer clips are registered in chunks of this many frames
 MIN_VALID_FRACTION = 0.25  # registration needs the head in at least this share of frames (waits at home hide it)
-MAX_MEDIAN_RESIDUAL_MM = 0.6  # ... and the registered path must pass this close to the median frame
 
 
 # ------------------------------------------------------------------ markers
 def frame_markers(rgb: np.ndarray) -> np.ndarray:
     """(head_u, head_v, bed_u, bed_v) in pixels of this frame; NaN where a marker is not seen.
 
-    Head: bounding box of the pixels bright in every channel; (centre column, bottom row + 1) — the nozzle, as
-    the twin draws it (``draw_frame``). Rejected when it touches the border or fills < 60 % of its box.
+    Head: bounding box of the bright pixels (luma); (centre column, bottom row + 1) — the nozzle, as the twin
+    draws it (``draw_frame``). Rejected when it touches the border or fills < 60 % of its box.
     Bed corner: the bottom edge row of the bed plate and its left end, corrected for the slant of the left edge.
     """
-    from atlas_core.twin.render import OX, OY
+    from atlas_core.twin.render import BED_RGB, OX, OY
 
     slant = OX / OY
     out = np.full(4, np.nan)
