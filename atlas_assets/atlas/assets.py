@@ -236,8 +236,8 @@ class EnergyAtlasConfig(dg.Config):
 
 
 PAIR_COLUMNS = ["pair_id", "status", "error", "gcode", "clip", "machine", "time_scale", "offset_s", "rate",
-                "alignment_score", "planned_j", "observed_j", "n_leaks", "leak_excess_j", "truth_offset_s",
-                "offset_err_s", "content_hash", "aligned", "skipped"]
+                "alignment", "alignment_score", "planned_j", "observed_j", "n_leaks", "leak_excess_j",
+                "truth_offset_s", "offset_err_s", "content_hash", "aligned", "skipped"]
 
 
 def pairs_path(cfg: EnergyAtlasConfig) -> Path:
@@ -260,6 +260,7 @@ def _pair_row(pair: Pair, report: LeakReport, content_hash: str | None, aligned:
     return {"pair_id": pair.id, "status": "ok" if report.ok else "failed", "error": report.error,
             "gcode": str(pair.gcode_path), "clip": str(pair.clip_path), "machine": pair.machine,
             "time_scale": pair.time_scale, "offset_s": off, "rate": report.rate if report.ok else None,
+            "alignment": (report.meta or {}).get("alignment") if report.ok else None,
             "alignment_score": report.alignment_score if report.ok else None,
             "planned_j": report.planned_j, "observed_j": report.observed_j, "n_leaks": len(report.leaks),
             "leak_excess_j": float(sum(lk.excess_j for lk in report.leaks)), "truth_offset_s": truth,

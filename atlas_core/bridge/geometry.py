@@ -11,12 +11,13 @@ nozzle) and the bed plate's front-left corner (the bed carries Y on a bed-slinge
 affine in the nozzle position (x, y, z): the plan maps into marker space exactly, and residuals map back to mm
 by least squares (``Camera.locate``).
 
-Registration (dynamic programming over planned cells of width δ, Viterbi style): the cost of frame f at cell j
-is the squared distance (in marker pixels / σ, robustly capped) from the frame's markers to the planned path
-(mapped through the camera) during the cell's time interval, the first 0.5 px of each marker free (whole-pixel
-drawing); between frames the plan advances by 0 … 1.3 × the nominal a = K/fps planned seconds (a stall holds, a
-slowdown advances less; a small penalty pulls towards a), or jumps back (a re-trace) at a fixed penalty. A coarse pass over the whole print finds where the clip starts; a fine pass (δ = a/6) in a band around
-it keeps back-pointers, and each frame's planned time is then read off the nearest point of the path.
+Registration (dynamic programming over planned cells of width δ, Viterbi style): the cost of frame f at cell j is
+the squared distance (in marker pixels / σ, robustly capped) from the frame's markers to the planned path (mapped
+through the camera) during the cell's time interval, the first 0.5 px of each marker free (whole-pixel drawing);
+between frames the plan advances by 0 … 1.3 × the nominal a = K/fps planned seconds (a stall holds, a slowdown
+advances less; a small penalty pulls towards a), or jumps back (a re-trace) at a fixed penalty. A coarse pass over
+the whole print finds where the clip starts; a fine pass (δ = a/6) in a band around it keeps back-pointers, and
+each frame's planned time is then read off the nearest point of the path.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ HEAD_MIN_LUMA = 205  # head pixels: luma at least this (the twin's head is white
 BED_TOL = 25  # bed pixels: every channel within this of the twin's bed colour (render.BED_RGB)
 SIGMA_PX = 0.5  # marker noise (px) beyond the rounding: codec edges
 DEAD_PX = 0.5  # markers are drawn at whole pixels: a residual within ±0.5 px costs nothing
-COST_CAP = 9.0  # a frame's cost (Σ (residual / σ)²) is capped (occlusion, jitter): one bad frame cannot drag the path
+COST_CAP = 9.0  # a frame's cost (Σ (residual / σ)²) is capped (occlusion, jitter): one frame cannot drag the path
 MISS_COST = 1.0  # a frame without the head
 SLOPE_MAX = 1.3  # most a frame may advance the plan, in nominal steps
 SLOPE_PENALTY = 0.3  # per frame, × |advance − nominal| / nominal

@@ -271,7 +271,8 @@ class PairAnalysis:
             planned_j=float(self.track.energy_between_j(offset, self.pt[-1])), observed_j=float(w_obs.sum()),
             leaks=leaks, clip_s=np.arange(n) / fps, planned_s=self.pt, window_clip_s=np.arange(nw, dtype=float),
             window_planned_j=w_plan, window_observed_j=w_obs,
-            meta={"fps": fps, "frames": n, "dtw_cost": self.cost, "machine": self.track.profile.name})
+            meta={"fps": fps, "frames": n, "alignment": "tbm", "dtw_cost": self.cost,
+                  "machine": self.track.profile.name})
 
 
 def estimate_rate(track: PlannedTrack, obs: ObservedSeries, model, candidates=RATE_CANDIDATES) -> float:

@@ -39,8 +39,8 @@ ERRATIC_WINDOW_S = 1.0  # planned seconds over which the share of stray frames i
 ERRATIC_DENSITY = 0.25  # ... and the share that marks jitter (it crosses zero: not every frame strays)
 MIN_ANOMALY_S = 3.0
 MOVING_MM_S = 1.0  # a frame tells the offset when the plan moves the head at least this fast around it
-MIN_SCORE = 0.5
-RATE_HEADROOM = 2.0  # an unknown rate is first registered at this multiple of the TBM's estimate  # below this registration score the geometric path is not used
+MIN_SCORE = 0.5  # below this registration score the geometric path is not used
+RATE_HEADROOM = 2.0  # an unknown rate is first registered at this multiple of the TBM's estimate
 
 
 def _runs(mask: np.ndarray, max_gap: int = 2) -> list[tuple[int, int]]:

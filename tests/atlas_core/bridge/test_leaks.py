@@ -101,7 +101,7 @@ def test_geometric_registration_is_used_and_tbm_path_remains(clips):
     assert geo_rep.meta.get("alignment") == "geometric" and geo_rep.alignment_score > 0.9
     obs.markers = None
     tbm_rep = analyze_pair(track, obs, tbm.load(None), K)
-    assert tbm_rep.meta.get("alignment") != "geometric"
+    assert tbm_rep.meta.get("alignment") == "tbm"
     stall = next(a for a in truth.anomalies if a["kind"] == "stall")
     assert any(lk.kind == "stall" and lk.start_s < stall["end_s"] and lk.end_s > stall["start_s"]
                for lk in tbm_rep.leaks), tbm_rep.leaks
