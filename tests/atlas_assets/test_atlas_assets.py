@@ -261,11 +261,13 @@ def test_atlas_with_the_real_bridge(tmp_path, numba_warm):
         return
     assert row.status == "ok", row.error
     assert 0.0 <= row.alignment_score <= 1.0
-    assert abs(row.offset_s - TRUTH["offset_s"]) <= 2 * TRUTH["time_scale"]  # within two clip seconds
+    assert row.alignment == "geometric"  # the twin's camera registers
+    assert abs(row.offset_s - TRUTH["offset_s"]) <= 0.5
     leaks = store.open_group(Path(storage.uri("atlas")) / "energy_atlas.zarr", "aligned/benchy_twin")
-    stall = next(a for a in TRUTH["anomalies"] if a["kind"] == "stall")
-    assert any((s < stall["end_s"]) and (e > stall["start_s"])
-               for s, e in zip(leaks.leak_start_s.values, leaks.leak_end_s.values)), "the 3.4 kJ stall was missed"
+    found = list(zip(leaks.leak_kind.values, leaks.leak_start_s.values, leaks.leak_end_s.values))
+    for a in TRUTH["anomalies"]:  # stall, erratic, slowdown: each covered >= 50 % by a leak of its kind
+        assert any(k == a["kind"] and min(e, a["end_s"]) - max(s, a["start_s"]) >= 0.5 * (a["end_s"] - a["start_s"])
+                   for k, s, e in found), (a, found)
 
 
 def test_bridge_exception_is_a_row_and_retried(tmp_path, monkeypatch, numba_warm):
