@@ -4,7 +4,7 @@ Data the model never saw: the G-code files held out of training (the training sp
 ``atlas_core.bridge.train.split_files``) from the prusa-slicer corpus (``tests/gcode_corpus.py``, sliced by
 Debian's prusa-slicer on demand), plus the prusa-slicer files bundled in samples/gcode. Each clip: a random
 time scale K in [1, 20] planned s per clip s, a random start offset, 30 s at 30 fps, 640x360, and 2-5 random
-anomalies of 3-8 s planned (stall, rework, erratic, slowdown at factor 0.3-0.7) anchored where the head moves;
+anomalies of 3-8 s planned (stall, rework, erratic, slowdown at factor 0.3-0.95) anchored where the head moves;
 ``--clean`` more clips have no anomaly. Every clip goes through the same path as `atlas leaks --time-scale K`.
 
 Anomalies are anchored where a camera aimed at the work sees them (``dataset.observable``: the head moves and is in

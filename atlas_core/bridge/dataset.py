@@ -24,7 +24,8 @@ MIN_MOVING_FRACTION = 0.5
 VIEW_STEP_S = 0.25
 IN_VIEW_MIN = 0.9  # share of an anomaly's planned span (± 0.5 s) with the head in view
 LEAD_VISIBLE_S = 1.0  # planned seconds of visible motion a clip must show before its first anomaly
-DATA_VERSION = 6  # bump when the sampling of clips/anomalies changes (cache key)
+SLOWDOWN_FACTORS = (0.3, 0.95)  # range of a random slowdown's speed factor (0.95 over 3 s adds 0.16 s)
+DATA_VERSION = 8  # bump when the sampling of clips/anomalies changes (cache key)
 
 
 @dataclass
@@ -54,7 +55,7 @@ def random_schedule(rng: np.random.Generator, t0_s: float, span_s: float, n: int
         at = float(rng.uniform(lo_at, hi_at))
         a = {"kind": kind, "at_s": round(at, 3), "duration_s": round(d, 3)}
         if kind == "slowdown":
-            a["factor"] = round(float(rng.uniform(0.3, 0.7)), 3)
+            a["factor"] = round(float(rng.uniform(*SLOWDOWN_FACTORS)), 3)
         lo, hi = an.footprint_s(an.parse_anomaly(a))
         if track is not None and not observable(track, t0_s, lo, hi):
             continue
@@ -80,21 +81,26 @@ def observable(track: PlannedTrack, t0_s: float, lo_s: float, hi_s: float) -> bo
 
 
 def moving_fraction(track: PlannedTrack, t0_s: float, t1_s: float, step_s: float = 1.0) -> float:
-    """Share of 1-s steps in [t0, t1] in which the head moves at >= MOVING_MM_S."""
+    """Share of 1-s steps in [t0, t1] in which the head moves at >= MOVING_MM_S in view of a camera aimed at the
+    work (``PlannedTrack.in_view``)."""
     t = np.arange(t0_s, max(t1_s, t0_s + step_s), step_s)
-    return float(np.mean(track.motion_mm_s(t, t + step_s) >= MOVING_MM_S))
+    return float(np.mean((track.motion_mm_s(t, t + step_s) >= MOVING_MM_S) & track.in_view(t + step_s / 2)))
 
 
 def random_offset(rng: np.random.Generator, track: PlannedTrack, span_s: float, tries: int = 50) -> float:
-    """A uniform random start offset whose planned span shows motion at least half the time (a clip of a
-    heat-up wait shows nothing to align: its offset is unobservable). Falls back to the last draw."""
+    """A uniform random start offset whose planned span shows visible motion at least half the time (a clip of a
+    heat-up wait, the head parked out of view, shows nothing to align: its offset is unobservable). When no draw
+    qualifies, the draw that shows the most."""
     hi = max(track.t_end_s - span_s, 0.0) * 0.95
-    off = 0.0
+    best, best_frac = 0.0, -1.0
     for _ in range(tries):
         off = float(rng.uniform(0.0, hi))
-        if moving_fraction(track, off, off + span_s) >= MIN_MOVING_FRACTION:
-            break
-    return off
+        frac = moving_fraction(track, off, off + span_s)
+        if frac >= MIN_MOVING_FRACTION:
+            return off
+        if frac > best_frac:
+            best, best_frac = off, frac
+    return best
 
 
 def truth_map(anoms: list[an.Anomaly], t_end_s: float, s_obs: float, time_scale: float, fps: float, n: int):

@@ -29,10 +29,14 @@ from .geometry import Registration
 from .report import Leak, LeakReport
 
 JUMP_MIN_S = 1.0
-MIN_EXTRA_S = 1.0  # process seconds a stall/slowdown must add (the shortest bar anomaly, 3 s at 0.7, adds 1.29 s)
+MIN_EXTRA_S = 0.25  # process seconds a stall/slowdown must add (a 3-s slowdown at 0.92 × speed adds 0.26 s)
 MIN_LEAK_FRAMES = 3  # ... over at least this many frames (at fast rates jitter can hold τ back a frame or two)
 SMOOTH_PLANNED_S = 0.6
-SLOW_RATIO = 0.85
+SLOW_RATIO = 0.95  # the registered τ is good to ~5 ms: a 5 % slower process is measurable
+KEEP_PACE = 0.97  # a frame that advanced at least this share of nominal kept pace (trimmed off a run's edges)
+STOP_FRAMES = 3  # a lagging piece next to a stall this short (frames) ...
+STOP_EXTRA_S = 0.5  # ... or adding less than this is the head stopping or restarting: part of the stall
+SCORE_EXTRA_S = 1.0  # leak score 1 − exp(−extra / SCORE_EXTRA_S)
 STALL_RATIO = 0.15
 ERRATIC_PX = 1.0  # a frame strays when a marker sits this far off the plan (normal frames: p99.9 ~0.7 px)
 ERRATIC_WINDOW_S = 1.0  # planned seconds over which the share of stray frames is taken
@@ -105,9 +109,9 @@ class RegisteredAnalysis:
 
     def _split_at_stalls(self, a: int, b: int, p: np.ndarray) -> list[tuple[int, int, str]]:
         """Pieces (a, b, kind) of a slow run: stretches where the head holds (3-frame ratio < STALL_RATIO for at
-        least 1 planned s) are stalls, the frames around them that fall behind (ratio < 0.9) slowdowns; frames
-        that kept pace are trimmed. A slowdown piece too small to be a leak on its own joins the stall it
-        touches (the frame in which the head stops or restarts)."""
+        least 1 planned s) are stalls, the frames around them that fall behind slowdowns; frames that kept pace
+        (ratio >= KEEP_PACE) are trimmed. A lagging piece within two frames of a stall that is only a few frames
+        or a fraction of a second (``_stop_frames``) is the head stopping or restarting: it joins the stall."""
         raw = p / self.a
         held = _centred_mean(raw[a:b + 1], 3) < STALL_RATIO
         min_hold = max(MIN_LEAK_FRAMES, int(round(1.0 / self.a)))
@@ -122,16 +126,15 @@ class RegisteredAnalysis:
             pieces.append([cur, b, "slowdown"])
         out: list[list] = []
         for i, (x, y, kind) in enumerate(pieces):
-            x0 = x
-            while x < y and raw[x] >= 0.9:
+            while x < y and raw[x] >= KEEP_PACE:
                 x += 1
-            while y > x and raw[y] >= 0.9:
+            while y > x and raw[y] >= KEEP_PACE:
                 y -= 1
-            if kind == "slowdown" and float(np.sum(self.a - p[x:y + 1])) < MIN_EXTRA_S:
-                if out and out[-1][2] == "stall" and out[-1][1] + 1 >= x0:
-                    out[-1][1] = y  # the frame the head stops in joins the stall before it
+            if kind == "slowdown" and self._stop_frames(x, y, p):
+                if out and out[-1][2] == "stall" and x - out[-1][1] <= 2:
+                    out[-1][1] = y  # joins the stall before it
                     continue
-                if i + 1 < len(pieces) and pieces[i + 1][2] == "stall":
+                if i + 1 < len(pieces) and pieces[i + 1][2] == "stall" and pieces[i + 1][0] - y <= 2:
                     pieces[i + 1][0] = x  # ... or the stall after it
                     continue
             out.append([x, y, kind])
@@ -139,6 +142,10 @@ class RegisteredAnalysis:
             x, y = out[0][0], out[-1][1]
             out = [[x, y, "stall" if np.median(raw[x:y + 1]) < STALL_RATIO else "slowdown"]]
         return [(x, y, k) for x, y, k in out]
+
+    def _stop_frames(self, x: int, y: int, p: np.ndarray) -> bool:
+        """Whether a lagging piece is only the head stopping or restarting: a few frames, little time."""
+        return y - x + 1 <= STOP_FRAMES or float(np.sum(self.a - p[x:y + 1])) < STOP_EXTRA_S
 
     # ------------------------------------------------------------ erratic
     def stray_xyz_mm(self) -> np.ndarray:
@@ -174,20 +181,22 @@ class RegisteredAnalysis:
         for f, g, jump in rw:
             at = float(self.tau[f - 1])
             excess = self.track.hold_power_w(at) * jump + float(self.track.kinetic_between_j(at - jump, at))
-            out.append(Leak(f / fps, g / fps, at, "rework", excess, float(1 - math.exp(-jump / MIN_EXTRA_S))))
+            out.append(Leak(f / fps, g / fps, at, "rework", excess, float(1 - math.exp(-jump / SCORE_EXTRA_S))))
             busy[f:g] = True
         self._deficit = np.zeros(self.n)
         p = self.progress(rw)
+        spikes = (self.stray_px() > ERRATIC_PX).astype(np.float64)
+        jittery = _centred_mean(spikes, max(5, int(round(ERRATIC_WINDOW_S / self.a)) | 1)) >= ERRATIC_DENSITY
         for a, b, extra, kind in self.slow_runs(p):
+            if extra < SCORE_EXTRA_S and np.mean(jittery[a:b + 1]) >= 0.5:
+                continue  # jitter drags τ back and forth: a small lag inside it is the jitter's, not a leak
             at = float(self.tau[a])
             out.append(Leak(a / fps, (b + 1) / fps, at, kind, self.track.hold_power_w(at) * extra,
-                            float(1 - math.exp(-extra / MIN_EXTRA_S))))
+                            float(1 - math.exp(-extra / SCORE_EXTRA_S))))
             busy[a:b + 1] = True
             self._deficit[a:b + 1] = self.a - p[a:b + 1]
-        spikes = (self.stray_px() > ERRATIC_PX).astype(np.float64)
-        density = _centred_mean(spikes, max(5, int(round(ERRATIC_WINDOW_S / self.a)) | 1))
         min_len = max(3, int(math.ceil(0.6 * MIN_ANOMALY_S / self.a)))
-        for a, b in _runs((density >= ERRATIC_DENSITY) & ~busy):
+        for a, b in _runs(jittery & ~busy):
             hit = np.flatnonzero(spikes[a:b + 1])
             if hit.size == 0:
                 continue

@@ -112,16 +112,17 @@ def test_registration_picks_the_right_one_of_identical_layers(plan, k):
     assert np.median(err) < 0.05 and err.max() < 0.5, (np.median(err), err.max())
 
 
-@pytest.mark.parametrize("kind,k", [("stall", 3.0), ("slowdown", 3.0), ("rework", 6.0), ("erratic", 2.0),
-                                    ("stall", 15.0), ("erratic", 8.0)])
-def test_leak_from_registration_matches_twin_truth(plan, kind, k):
+@pytest.mark.parametrize("kind,k,factor", [("stall", 3.0, None), ("slowdown", 3.0, 0.5), ("rework", 6.0, None),
+                                           ("erratic", 2.0, None), ("stall", 15.0, None), ("erratic", 8.0, None),
+                                           ("slowdown", 1.5, 0.9), ("slowdown", 12.0, 0.9)])
+def test_leak_from_registration_matches_twin_truth(plan, kind, k, factor):
     moves, profile, kinetic, track = plan
     cam = geo.twin_camera(moves, profile, (640, 360))
     rng = np.random.default_rng(2)
     layer_s = track.t_end_s / LAYERS
     offset = 4.2 * layer_s
     at = offset + 4.0 * k + (4.0 if kind == "rework" else 0.0)
-    spec = [{"kind": kind, "at_s": at, "duration_s": 4.0, **({"factor": 0.5} if kind == "slowdown" else {})}]
+    spec = [{"kind": kind, "at_s": at, "duration_s": 4.0, **({"factor": factor} if factor else {})}]
     n = int(20 * FPS)
     assert offset + n / FPS * k < track.t_end_s - 5.0
     m, src, anoms, s_obs = synthetic_markers(track, cam, spec, offset, k, n, rng)
