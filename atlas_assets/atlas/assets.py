@@ -187,7 +187,8 @@ def bridge_model(context: dg.AssetExecutionContext, config: BridgeModelConfig, s
     meta = {"files": len(files), "skipped_unchanged": skipped, "seed": config.seed,
             "model_path": dg.MetadataValue.path(str(model_path) if model_path else storage.uri(MODEL_KEY)),
             **{k: metrics[k] for k in ("top1_retrieval", "offset_err_s_median", "offset_err_s_max", "n_train_pairs",
-                                       "n_eval_pairs") if isinstance(metrics.get(k), (int, float))}}
+                                       "n_eval_pairs", "pipeline_recall", "pipeline_precision",
+                                       "pipeline_offset_err_s_max") if isinstance(metrics.get(k), (int, float))}}
     context.log.info(f"bridge model: {json.dumps(metrics)}")
     return dg.MaterializeResult(metadata=meta, check_results=checks.bridge_checks(
         metrics, config.min_top1_retrieval, config.max_offset_err_s))

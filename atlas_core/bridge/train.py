@@ -196,14 +196,15 @@ def retrieval_top1(model, samples: list[Sample], tracks) -> float:
     return float((sim.argmax(1) == torch.arange(len(samples))).float().mean())
 
 
-def evaluate(model, samples: list[Sample], tracks, time_scale_known: bool = True) -> dict:
-    """Alignment and detection figures of a model on samples (see evaluate.aggregate)."""
+def evaluate(model, samples: list[Sample], tracks, time_scale_known: bool = True, geometric: bool = False) -> dict:
+    """Alignment and detection figures on samples (see evaluate.aggregate): of the model's own alignment, or with
+    ``geometric`` of the whole `atlas leaks` path (geometric registration where the clip registers)."""
     from .leaks import analyze_pair
 
     scores = []
     for s in samples:
         rep = analyze_pair(tracks[s.gcode], s.obs, model, s.time_scale if time_scale_known else None,
-                           geometric=False)  # the model's own figures
+                           geometric=geometric)
         scores.append(score_report(rep, s.truth, s.obs.duration_s))
     out = aggregate(scores)
     out["top1_retrieval"] = retrieval_top1(model, samples, tracks)
@@ -238,9 +239,12 @@ def train_model(files: list[Path], out_path: Path, config: TrainConfig | None = 
     model = train(samples_train, cfg, tracks, log)
     t_train = time.perf_counter() - t0 - t_data
     ev = evaluate(model, samples_hold, tracks) if samples_hold else {}
+    pipe = evaluate(model, samples_hold, tracks, geometric=True) if samples_hold else {}
     metrics = {
         "top1_retrieval": ev.get("top1_retrieval"), "offset_err_s_median": ev.get("offset_err_s_median"),
         "offset_err_s_max": ev.get("offset_err_s_max"), "recall": ev.get("recall"), "precision": ev.get("precision"),
+        "pipeline_recall": pipe.get("recall"), "pipeline_precision": pipe.get("precision"),
+        "pipeline_offset_err_s_max": pipe.get("offset_err_s_max"),
         "n_train_pairs": len(samples_train), "n_eval_pairs": len(samples_hold),
         "train_files": [f.name for f in train_files], "heldout_files": [f.name for f in hold_files],
         "data_s": round(t_data, 1), "train_s": round(t_train, 1), "config": asdict(cfg),

@@ -84,5 +84,7 @@ def test_cli_tiny_training_writes_a_loadable_model(tmp_path, capsys):
     assert main(["bridge", "train", *map(str, FILES), "--tiny", "--out", str(out), "--workers", "1"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["model"] == str(out) and metrics["n_train_pairs"] >= 1 and metrics["n_eval_pairs"] >= 1
+    # the whole `atlas leaks` path on the held-out twin clips registers them: offsets within the bar
+    assert metrics["pipeline_offset_err_s_max"] is not None and metrics["pipeline_offset_err_s_max"] <= 0.5
     tbm.load(out)
     assert main(["bridge", "train", str(tmp_path / "nothing-here")]) == 1
