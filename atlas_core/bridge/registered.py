@@ -7,8 +7,8 @@ behind plan by δ = a − Δτ (stall: δ = a; slowdown to factor φ: δ = (1 �
   until τ is back where it left; extra process time = the jump.
 - ``stall`` / ``slowdown``: runs of frames whose progress ratio (Σ Δτ / Σ a over a centred window of about
   ``SMOOTH_PLANNED_S``) is below ``SLOW_RATIO`` and that add at least ``MIN_EXTRA_S`` of process time over at
-  least ``MIN_LEAK_FRAMES`` frames; a stall
-  when the head hardly advances (median ratio < ``STALL_RATIO``).
+  least ``MIN_LEAK_FRAMES`` frames; a stall where the head holds (ratio < ``STALL_RATIO`` for at least a
+  planned second), a slowdown elsewhere.
 - ``erratic``: runs where at least ``ERRATIC_DENSITY`` of the frames (over ``ERRATIC_WINDOW_S`` planned) have
   a marker more than ``ERRATIC_PX`` off the registered planned path (jitter the plan does not contain), at least
   60 % of ``MIN_ANOMALY_S`` long.
@@ -26,6 +26,7 @@ import numpy as np
 
 from .features import ObservedSeries, PlannedTrack
 from .geometry import Registration
+from .leaks import _segments as _runs  # inclusive runs of True, short gaps merged
 from .report import Leak, LeakReport
 
 JUMP_MIN_S = 1.0
@@ -45,18 +46,6 @@ MIN_ANOMALY_S = 3.0
 MOVING_MM_S = 1.0  # a frame tells the offset when the plan moves the head at least this fast around it
 MIN_SCORE = 0.5  # below this registration score the geometric path is not used
 RATE_HEADROOM = 2.0  # an unknown rate is first registered at this multiple of the TBM's estimate
-
-
-def _runs(mask: np.ndarray, max_gap: int = 2) -> list[tuple[int, int]]:
-    """Inclusive [a, b] runs of True, merging gaps of <= max_gap frames."""
-    idx = np.flatnonzero(mask)
-    out: list[tuple[int, int]] = []
-    for i in idx:
-        if out and i - out[-1][1] <= max_gap + 1:
-            out[-1] = (out[-1][0], int(i))
-        else:
-            out.append((int(i), int(i)))
-    return out
 
 
 def _centred_mean(x: np.ndarray, w: int) -> np.ndarray:
@@ -100,7 +89,7 @@ class RegisteredAnalysis:
         w = max(3, int(round(SMOOTH_PLANNED_S / self.a)) | 1)
         ratio = _centred_mean(p, w) / self.a
         out = []
-        for a, b in _runs(ratio < SLOW_RATIO):
+        for a, b in _runs(ratio < SLOW_RATIO, max_gap=2):
             for a2, b2, kind in self._split_at_stalls(a, b, p):
                 extra = float(np.sum(self.a - p[a2:b2 + 1]))
                 if extra >= MIN_EXTRA_S and b2 - a2 + 1 >= MIN_LEAK_FRAMES:
@@ -196,7 +185,7 @@ class RegisteredAnalysis:
             busy[a:b + 1] = True
             self._deficit[a:b + 1] = self.a - p[a:b + 1]
         min_len = max(3, int(math.ceil(0.6 * MIN_ANOMALY_S / self.a)))
-        for a, b in _runs(jittery & ~busy):
+        for a, b in _runs(jittery & ~busy, max_gap=2):
             hit = np.flatnonzero(spikes[a:b + 1])
             if hit.size == 0:
                 continue
