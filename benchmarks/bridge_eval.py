@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     from atlas_core.bridge import model as tbm
     from atlas_core.bridge.evaluate import aggregate, score_report
     from atlas_core.bridge.leaks import analyze_pair
-    from atlas_core.bridge.train import _Tracks, retrieval_top1
+    from atlas_core.bridge.train import _Tracks, detection_figures, retrieval_top1
 
     model = tbm.load(args.model)
     files = unseen_files(model.meta)
@@ -89,8 +89,7 @@ def main(argv=None) -> int:
                   f"  leaks {[(lk.kind[:4], round(lk.start_s, 1), round(lk.end_s, 1)) for lk in rep.leaks]}")
     res = aggregate(scores)
     # the learned path alone (what `atlas leaks` falls back to when a clip does not register geometrically)
-    tbm_only = aggregate([score_report(analyze_pair(tracks[s.gcode], s.obs, model, s.time_scale, geometric=False),
-                                       s.truth, s.obs.duration_s) for s in samples])
+    tbm_only = detection_figures(model, samples, tracks, geometric=False)
     res["tbm_only"] = {k: tbm_only[k] for k in ("recall", "precision", "offset_within_0_5_s",
                                                 "excess_j_within_25pct", "clean_clips_with_leaks")}
     res["top1_retrieval"] = retrieval_top1(model, samples, tracks)

@@ -142,8 +142,8 @@ class PlannedTrack:
     cum_total_j: np.ndarray  # (2n,)
     box_lo: np.ndarray  # (3,) head working volume over the print (mm)
     box_span: np.ndarray  # (3,)
-    work_lo: np.ndarray | None = None  # (3,) box of the extruding moves (what a camera aimed at the work frames)
-    work_hi: np.ndarray | None = None
+    work_lo: np.ndarray  # (3,) box of the extruding moves (what a camera aimed at the work frames)
+    work_hi: np.ndarray  # (3,)
 
     @property
     def t_end_s(self) -> float:
@@ -171,9 +171,7 @@ class PlannedTrack:
         camera aimed at the work sees it (the twin frames exactly that box)."""
         t = np.atleast_1d(np.asarray(t_s, np.float64))
         p = np.stack([np.interp(t, self.t_knots, self.xyz_knots[:, k]) for k in range(3)], 1)
-        lo = self.box_lo if self.work_lo is None else self.work_lo
-        hi = self.box_lo + self.box_span if self.work_hi is None else self.work_hi
-        return np.all((p >= lo - margin_mm) & (p <= hi + margin_mm), axis=1)
+        return np.all((p >= self.work_lo - margin_mm) & (p <= self.work_hi + margin_mm), axis=1)
 
     def move_index(self, t_s: float) -> int:
         return int(np.clip(np.searchsorted(self.moves.t_end_s, t_s, side="left"), 0, len(self.moves) - 1))

@@ -9,7 +9,7 @@ u = u0 + s·(x + OX·y), v = v0 − s·(z + OY·y)), i.e. an affine map of machi
 draws with. Markers measured in each frame: the tool head (the bright carriage block; its bottom-centre is the
 nozzle) and the bed plate's front-left corner (the bed carries Y on a bed-slinger and Z on a CoreXY). Both are
 affine in the nozzle position (x, y, z): the plan maps into marker space exactly, and residuals map back to mm
-by least squares (``Camera.locate``).
+by least squares (``Camera.residual_mm``).
 
 Registration (dynamic programming over planned cells of width δ, Viterbi style): the cost of frame f at cell j is
 the squared distance (in marker pixels / σ, robustly capped) from the frame's markers to the planned path (mapped
@@ -83,28 +83,15 @@ class Camera:
 
     A: np.ndarray  # (4, 3)
     b: np.ndarray  # (4,)
-    scale_px_per_mm: float
 
     def project(self, xyz: np.ndarray) -> np.ndarray:
         return np.asarray(xyz, np.float64) @ self.A.T + self.b
 
-    def locate(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Least-squares nozzle positions (n, 3) mm from markers (n, 4); NaN rows where the head is unseen.
-        Returns (xyz, ok)."""
-        m = np.asarray(m, np.float64)
-        xyz = np.full((len(m), 3), np.nan)
-        head = np.isfinite(m[:, 0]) & np.isfinite(m[:, 1])
-        for use_bed in (True, False):
-            rows = [0, 1, 2, 3] if use_bed else [0, 1]
-            sel = head & (np.isfinite(m[:, 2:]).all(1) if use_bed else ~np.isfinite(m[:, 2:]).all(1))
-            if not sel.any():
-                continue
-            a = self.A[rows]
-            sol, *_ = np.linalg.lstsq(a, (m[sel][:, rows] - self.b[rows]).T, rcond=None)
-            if np.linalg.matrix_rank(a) < 3:  # head only: the unseen axis from the bed is unknown
-                continue
-            xyz[sel] = sol.T
-        return xyz, np.isfinite(xyz).all(1)
+    def residual_mm(self, r_px: np.ndarray) -> np.ndarray:
+        """Marker residuals (n, 4) px → machine-axis displacements (n, 3) mm, least squares through A (unseen
+        markers as 0)."""
+        d, *_ = np.linalg.lstsq(self.A, np.nan_to_num(np.asarray(r_px, np.float64)).T, rcond=None)
+        return d.T
 
 
 def twin_camera(moves, profile, size: tuple[int, int]) -> Camera:
@@ -125,10 +112,31 @@ def twin_camera(moves, profile, size: tuple[int, int]) -> Camera:
 
     b = markers(np.zeros(3))[0]
     A = np.stack([markers(np.eye(3)[k])[0] - b for k in range(3)], 1)
-    return Camera(A, b, float(view.scale_px_per_mm))
+    return Camera(A, b)
 
 
 # ------------------------------------------------------------------ registration
+@njit(cache=True)
+def _nearest_on_segment(p, w, a, b, dead):
+    """(u, d²): the fraction in [0, 1] along segment a → b of its point nearest p (weighted by w) and the weighted
+    squared distance to it, each component's first ``dead`` px free."""
+    dd = 0.0
+    dp = 0.0
+    for c in range(p.shape[0]):
+        e = (b[c] - a[c]) * w[c]
+        q = (p[c] - a[c]) * w[c]
+        dd += e * e
+        dp += e * q
+    u = 0.0
+    if dd > 1e-12:
+        u = min(1.0, max(0.0, dp / dd))
+    d2 = 0.0
+    for c in range(p.shape[0]):
+        r = max(abs(p[c] - a[c] - u * (b[c] - a[c])) - dead, 0.0) * w[c]
+        d2 += r * r
+    return u, d2
+
+
 @njit(cache=True)
 def _cell_cost(p, w, t_kn, xyz_kn, k_lo, k_hi, pa, pb, dead):
     """Weighted squared distance from p to the polyline pa → knots[k_lo:k_hi] → pb, each component's first
@@ -138,20 +146,7 @@ def _cell_cost(p, w, t_kn, xyz_kn, k_lo, k_hi, pa, pb, dead):
     nseg = k_hi - k_lo + 1
     for s in range(nseg):
         nxt = xyz_kn[k_lo + s] if s < nseg - 1 else pb
-        d2 = 0.0
-        dd = 0.0
-        dp = 0.0
-        for c in range(p.shape[0]):
-            e = (nxt[c] - prev[c]) * w[c]
-            q = (p[c] - prev[c]) * w[c]
-            dd += e * e
-            dp += e * q
-        u = 0.0
-        if dd > 1e-12:
-            u = min(1.0, max(0.0, dp / dd))
-        for c in range(p.shape[0]):
-            r = max(abs(p[c] - prev[c] - u * (nxt[c] - prev[c])) - dead, 0.0) * w[c]
-            d2 += r * r
+        d2 = _nearest_on_segment(p, w, prev, nxt, dead)[1]
         if d2 < best:
             best = d2
         prev = nxt
@@ -260,19 +255,7 @@ def _refine(pos, valid, cells, t_kn, xyz_kn, cell_t, cell_xyz, k_idx, w):
                 else:
                     nxt = cell_xyz[j + 1]
                     tnxt = cell_t[j + 1]
-                dd = 0.0
-                dp = 0.0
-                for c in range(dim):
-                    e = (nxt[c] - prev[c]) * w[f, c]
-                    dd += e * e
-                    dp += e * (pos[f, c] - prev[c]) * w[f, c]
-                u = 0.0
-                if dd > 1e-12:
-                    u = min(1.0, max(0.0, dp / dd))
-                d2 = 0.0
-                for c in range(dim):
-                    r = (pos[f, c] - prev[c] - u * (nxt[c] - prev[c])) * w[f, c]
-                    d2 += r * r
+                u, d2 = _nearest_on_segment(pos[f], w[f], prev, nxt, 0.0)
                 if d2 < best - 1e-12:
                     best = d2
                     tau[f] = tprev + u * (tnxt - tprev)
@@ -299,11 +282,6 @@ class Registration:
     valid: np.ndarray  # frames where the head is seen
     cost: float  # mean DP cost per frame
     nominal_s: float  # planned seconds per frame at the nominal rate
-    scale_px_per_mm: float
-
-    def head_residual_mm(self) -> np.ndarray:
-        """Distance (mm) between the seen head and the registered planned head, per frame (NaN unseen)."""
-        return np.hypot(self.residual_px[:, 0], self.residual_px[:, 1]) / self.scale_px_per_mm
 
     def score(self) -> float:
         """Share of seen frames whose registered path passes within 3 σ of every seen marker, in [0, 1]."""
@@ -364,4 +342,4 @@ def register(t_kn: np.ndarray, xyz_kn: np.ndarray, camera: Camera, markers: np.n
         cost += c
         t_lo = max(float(t_kn[0]), float(tau[c1 - 1]) - BACK_MAX_S - 2.0)
     res[~seen] = np.nan
-    return Registration(tau, res, ok, cost / n, a, camera.scale_px_per_mm)
+    return Registration(tau, res, ok, cost / n, a)

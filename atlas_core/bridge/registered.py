@@ -56,11 +56,12 @@ def _centred_mean(x: np.ndarray, w: int) -> np.ndarray:
 
 
 class RegisteredAnalysis:
-    """Leaks and energy of one clip from its registration at rate K."""
+    """Leaks and energy of one clip from its registration (whose nominal step gives the rate K = a·fps)."""
 
-    def __init__(self, track: PlannedTrack, obs: ObservedSeries, reg: Registration, time_scale: float, camera):
-        self.track, self.obs, self.reg, self.k, self.camera = track, obs, reg, float(time_scale), camera
+    def __init__(self, track: PlannedTrack, obs: ObservedSeries, reg: Registration, camera):
+        self.track, self.obs, self.reg, self.camera = track, obs, reg, camera
         self.a = reg.nominal_s
+        self.k = reg.nominal_s * obs.fps
         self.tau = reg.tau_s
         self.n = len(self.tau)
 
@@ -140,9 +141,7 @@ class RegisteredAnalysis:
     def stray_xyz_mm(self) -> np.ndarray:
         """Seen-marker residuals mapped back to machine axes (n, 3) mm, least squares through the camera (0 where
         a marker is unseen)."""
-        r = np.nan_to_num(self.reg.residual_px)
-        dxyz, *_ = np.linalg.lstsq(self.camera.A, r.T, rcond=None)
-        return dxyz.T
+        return self.camera.residual_mm(self.reg.residual_px)
 
     def stray_px(self) -> np.ndarray:
         """Largest distance (px) of a seen marker from the registered plan, per frame (0 where unseen). Off the
@@ -164,6 +163,10 @@ class RegisteredAnalysis:
 
     # ------------------------------------------------------------ report
     def leaks(self) -> list[Leak]:
+        return self._leaks_and_deficit()[0]
+
+    def _leaks_and_deficit(self) -> tuple[list[Leak], np.ndarray]:
+        """The leaks, and per frame the planned seconds the process fell behind inside stall/slowdown leaks."""
         fps, out = self.obs.fps, []
         busy = np.zeros(self.n, bool)
         rw = self.reworks()
@@ -172,7 +175,7 @@ class RegisteredAnalysis:
             excess = self.track.hold_power_w(at) * jump + float(self.track.kinetic_between_j(at - jump, at))
             out.append(Leak(f / fps, g / fps, at, "rework", excess, float(1 - math.exp(-jump / SCORE_EXTRA_S))))
             busy[f:g] = True
-        self._deficit = np.zeros(self.n)
+        deficit = np.zeros(self.n)
         p = self.progress(rw)
         spikes = (self.stray_px() > ERRATIC_PX).astype(np.float64)
         jittery = _centred_mean(spikes, max(5, int(round(ERRATIC_WINDOW_S / self.a)) | 1)) >= ERRATIC_DENSITY
@@ -183,7 +186,7 @@ class RegisteredAnalysis:
             out.append(Leak(a / fps, (b + 1) / fps, at, kind, self.track.hold_power_w(at) * extra,
                             float(1 - math.exp(-extra / SCORE_EXTRA_S))))
             busy[a:b + 1] = True
-            self._deficit[a:b + 1] = self.a - p[a:b + 1]
+            deficit[a:b + 1] = self.a - p[a:b + 1]
         min_len = max(3, int(math.ceil(0.6 * MIN_ANOMALY_S / self.a)))
         for a, b in _runs(jittery & ~busy, max_gap=2):
             hit = np.flatnonzero(spikes[a:b + 1])
@@ -193,7 +196,7 @@ class RegisteredAnalysis:
             if b - a + 1 >= min_len:
                 out.append(Leak(a / fps, (b + 1) / fps, float(self.tau[a]), "erratic", self.jitter_j(a, b),
                                 float(np.clip(np.mean(spikes[a:b + 1]) / (2 * ERRATIC_DENSITY), 0.0, 1.0))))
-        return sorted(out, key=lambda lk: lk.start_s)
+        return sorted(out, key=lambda lk: lk.start_s), deficit
 
     def offset_s(self, leaks: list[Leak]) -> float:
         """Planned time at clip start: median of τ(f) − f·a over the frames before the first leak that show the
@@ -205,7 +208,7 @@ class RegisteredAnalysis:
         return float(np.median(self.tau[f] - f * self.a))
 
     def report(self) -> LeakReport:
-        leaks = self.leaks()
+        leaks, deficit = self._leaks_and_deficit()
         fps, n, tau = self.obs.fps, self.n, self.tau
         offset = self.offset_s(leaks)
         mono = np.maximum.accumulate(tau)
@@ -213,7 +216,7 @@ class RegisteredAnalysis:
         planned_frame_j = self.track.energy_between_j(np.minimum(t_prev, mono), mono)
         hold = np.array([self.track.hold_power_w(t) for t in tau[:: max(1, n // 200)]])
         hold_frame = np.interp(np.arange(n), np.arange(0, n, max(1, n // 200))[:hold.size], hold)
-        observed_frame_j = planned_frame_j + hold_frame * self._deficit
+        observed_frame_j = planned_frame_j + hold_frame * deficit
         win = np.arange(n) // max(1, int(round(fps)))
         nw = int(win[-1]) + 1
         w_plan = np.bincount(win, planned_frame_j, nw)
@@ -265,4 +268,4 @@ def registered_report(track: PlannedTrack, obs: ObservedSeries, time_scale: floa
     reg = register(track.t_knots, track.xyz_knots, cam, marks, obs.fps, time_scale)
     if reg is None or reg.score() < MIN_SCORE:
         return None
-    return RegisteredAnalysis(track, obs, reg, reg.nominal_s * obs.fps, cam).report()
+    return RegisteredAnalysis(track, obs, reg, cam).report()

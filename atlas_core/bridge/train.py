@@ -196,17 +196,20 @@ def retrieval_top1(model, samples: list[Sample], tracks) -> float:
     return float((sim.argmax(1) == torch.arange(len(samples))).float().mean())
 
 
-def evaluate(model, samples: list[Sample], tracks, time_scale_known: bool = True, geometric: bool = False) -> dict:
+def detection_figures(model, samples: list[Sample], tracks, time_scale_known: bool = True,
+                      geometric: bool = False) -> dict:
     """Alignment and detection figures on samples (see evaluate.aggregate): of the model's own alignment, or with
     ``geometric`` of the whole `atlas leaks` path (geometric registration where the clip registers)."""
     from .leaks import analyze_pair
 
-    scores = []
-    for s in samples:
-        rep = analyze_pair(tracks[s.gcode], s.obs, model, s.time_scale if time_scale_known else None,
-                           geometric=geometric)
-        scores.append(score_report(rep, s.truth, s.obs.duration_s))
-    out = aggregate(scores)
+    return aggregate([score_report(analyze_pair(tracks[s.gcode], s.obs, model,
+                                                s.time_scale if time_scale_known else None, geometric=geometric),
+                                   s.truth, s.obs.duration_s) for s in samples])
+
+
+def evaluate(model, samples: list[Sample], tracks, time_scale_known: bool = True) -> dict:
+    """The model's own figures on samples: ``detection_figures`` of its alignment plus retrieval top-1."""
+    out = detection_figures(model, samples, tracks, time_scale_known)
     out["top1_retrieval"] = retrieval_top1(model, samples, tracks)
     return out
 
@@ -239,7 +242,7 @@ def train_model(files: list[Path], out_path: Path, config: TrainConfig | None = 
     model = train(samples_train, cfg, tracks, log)
     t_train = time.perf_counter() - t0 - t_data
     ev = evaluate(model, samples_hold, tracks) if samples_hold else {}
-    pipe = evaluate(model, samples_hold, tracks, geometric=True) if samples_hold else {}
+    pipe = detection_figures(model, samples_hold, tracks, geometric=True) if samples_hold else {}
     metrics = {
         "top1_retrieval": ev.get("top1_retrieval"), "offset_err_s_median": ev.get("offset_err_s_median"),
         "offset_err_s_max": ev.get("offset_err_s_max"), "recall": ev.get("recall"), "precision": ev.get("precision"),
