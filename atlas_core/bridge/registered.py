@@ -179,9 +179,18 @@ class RegisteredAnalysis:
         p = self.progress(rw)
         spikes = (self.stray_px() > ERRATIC_PX).astype(np.float64)
         jittery = _centred_mean(spikes, max(5, int(round(ERRATIC_WINDOW_S / self.a)) | 1)) >= ERRATIC_DENSITY
+        behind = np.cumsum(self.a - p)  # planned seconds behind plan after each frame (re-traces counted apart)
+        catch_up = max(3, int(round(1.0 / self.a)))
+        jitter_runs = _runs(jittery, max_gap=2)
         for a, b, extra, kind in self.slow_runs(p):
-            if extra < SCORE_EXTRA_S and np.mean(jittery[a:b + 1]) >= 0.5:
-                continue  # jitter drags τ back and forth: a small lag inside it is the jitter's, not a leak
+            if kind == "slowdown":
+                # a slowdown leaves the process behind for good; jitter or an ambiguous path only makes τ wobble
+                # (ahead, then back): over the run, any jittery stretch it touches and a planned second on, the
+                # lag must persist
+                lo = min([a] + [js for js, je in jitter_runs if js <= b and je >= a])
+                hi = max([b] + [je for js, je in jitter_runs if js <= b and je >= a])
+                if behind[min(self.n - 1, hi + catch_up)] - (behind[lo - 1] if lo else 0.0) < MIN_EXTRA_S:
+                    continue
             at = float(self.tau[a])
             out.append(Leak(a / fps, (b + 1) / fps, at, kind, self.track.hold_power_w(at) * extra,
                             float(1 - math.exp(-extra / SCORE_EXTRA_S))))
