@@ -8,14 +8,21 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 EXTRAS ?= dev,video,platform
 
-.PHONY: demo test bench system-deps venv clean
+.PHONY: demo test lint lock bench system-deps venv clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || PY=python3; $${PY:-python3} -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+## install exactly the locked versions (requirements.lock, made by `make lock`), then the project itself
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install -q --no-deps -r requirements.lock
+	@# one OpenCV build: a venv made before the lock may still hold ultralytics' GUI build beside the headless
+	@# one (both own cv2/); drop it and restore the headless files
+	@if $(BIN)/pip show -q opencv-python >/dev/null 2>&1; then \
+	  $(BIN)/pip uninstall -q -y opencv-python && \
+	  $(BIN)/pip install -q --no-deps --force-reinstall "$$(grep -i '^opencv-python-headless==' requirements.lock)"; fi
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,9 +40,18 @@ demo: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m atlas_assets.demo
 
-## set up what the tests need and run them
-test: system-deps $(STAMP)
+## set up what the tests need, lint, and run them
+test: system-deps $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## refresh requirements.lock to the newest versions pyproject.toml allows, reinstall .venv from it, run the tests
+lock:
+	PY=$(PY) EXTRAS=$(EXTRAS) scripts/lock.sh
+	rm -f $(STAMP)
+	$(MAKE) test
 
 ## benchmarks against the named peers (each prints its figures, ratios and PASS/FAIL against the bars)
 bench: $(STAMP)
