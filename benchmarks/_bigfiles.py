@@ -120,7 +120,8 @@ def ensure(name: str, cache_dir: Path = CACHE_DIR, log=print) -> BenchFile:
             raise RuntimeError(f"prusa-slicer failed (rc {proc.returncode}): {' | '.join(tail)}")
         size = tmp.stat().st_size
         if size < recipe.min_bytes:
-            raise RuntimeError(f"{name}: slice is {size / MB:.1f} MB, recipe promises >= {recipe.min_bytes / MB:.0f} MB")
+            raise RuntimeError(f"{name}: slice is {size / MB:.1f} MB, "
+                               f"recipe promises >= {recipe.min_bytes / MB:.0f} MB")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -89,7 +89,8 @@ def main(argv=None) -> int:
         ge = None if g is None else 100 * (g / r.slicer_time_s - 1)
         if ge is not None:
             peer_err.append(abs(ge))
-        t.add_row(p.name[:48], f"{r.slicer} {r.slicer_version or ''}", f"{r.slicer_time_s:.0f}", f"{r.print_time_s:.0f}",
+        t.add_row(p.name[:48], f"{r.slicer} {r.slicer_version or ''}",
+                  f"{r.slicer_time_s:.0f}", f"{r.print_time_s:.0f}",
                   f"{e:+.2f}", "-" if g is None else f"{g:.0f}", "-" if ge is None else f"{ge:+.2f}")
     Console().print(t)
     if ours_err:

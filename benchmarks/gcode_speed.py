@@ -320,7 +320,8 @@ def bench_file(bf: _bigfiles.BenchFile, warm: Path, args, peer_py: Path | None, 
         if "error" in one:
             checks.append({"label": "one chunk", "verdict": "error", "detail": one["error"]})
         else:
-            log(f"  ours  one chunk (unchunked path): {one['time_s']:.2f} s  peak RSS {one['peak_rss_bytes'] / MB:.0f} MB")
+            log(f"  ours  one chunk (unchunked path): {one['time_s']:.2f} s  "
+                f"peak RSS {one['peak_rss_bytes'] / MB:.0f} MB")
             variants = ([(f"{CHUNK >> 20} MiB", None), ("16 MiB", ALT_CHUNK)] if bf.size_bytes > ALT_CHUNK
                         else [(f"{CHUNK >> 20} MiB", None), ("1 MiB", 2**20)])  # 16 MiB would be one chunk already
             for label, chunk in variants:
@@ -414,7 +415,8 @@ def print_tables(rows: list[tuple[dict, dict]]) -> None:
              _fmt(s["peer_rss_mb"], ".0f"), _fmt(s.get("unchunked_rss_mb"), ".0f"), s.get("chunks", "—")]
             for r, s in rows], left=("file", "chunks"))
     _table("Print-time estimates (error vs the slicer's own estimate)",
-           ["file", "moves / lines", "ours", "slicer", "gcoder", "ours err %", "gcoder err %", "energy kWh", "grid (2 mm)"],
+           ["file", "moves / lines", "ours", "slicer", "gcoder", "ours err %", "gcoder err %", "energy kWh",
+            "grid (2 mm)"],
            [[r["file"], f"{_fmt(s['moves'], ',')} / {_fmt(s['peer_lines'], ',')}", _hms(s["our_print_s"]),
              _hms(s["slicer_s"]), _hms(s["peer_print_s"]), _fmt(s["our_err_pct"], "+.1f"),
              _fmt(s["peer_err_pct"], "+.1f"), _fmt(s["energy_kwh"], ".3f"), s["grid"] or "—"] for r, s in rows])
@@ -427,7 +429,8 @@ def verdicts(rows: list[tuple[dict, dict]]) -> list[str]:
         out.append("THROUGHPUT  n/a   (no file >= 70 MB in this run)")
     for r, s in speed:
         if s["ratio"] is None:
-            out.append(f"THROUGHPUT  n/a   on {r['file']} ({s['size_mb']:.0f} MB): no ratio (peer skipped or a run failed)")
+            out.append(f"THROUGHPUT  n/a   on {r['file']} ({s['size_mb']:.0f} MB): "
+                       "no ratio (peer skipped or a run failed)")
         else:
             ok = s["ratio"] >= BAR_RATIO
             out.append(f"THROUGHPUT  {'PASS' if ok else 'FAIL'}  on {r['file']} ({s['size_mb']:.0f} MB): "
@@ -449,7 +452,8 @@ def verdicts(rows: list[tuple[dict, dict]]) -> list[str]:
             det = "; ".join(f"{c['label']}: {c['verdict']} ({c['detail']})" for c in r["chunk_checks"])
             out.append(f"CHUNKING    {v:5s} on {r['file']}: unchunked vs {det}")
     if any(s.get("chunks") == "close" for _, s in rows):
-        out.append("            (PASS~ = equal to <= 1e-9 relative but not bit-identical; the issue asks for identical)")
+        out.append("            (PASS~ = equal to <= 1e-9 relative but not bit-identical; "
+                   "the issue asks for identical)")
     return out
 
 
@@ -458,11 +462,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="only the small (~9 MB) file: a smoke run, bars not judged")
     ap.add_argument("--skip-200", action="store_true", help="skip the >= 200 MB file (memory bar not judged)")
     ap.add_argument("--no-peer", action="store_true", help="do not run Printrun's gcoder")
-    ap.add_argument("--repeat", type=int, default=3, help="our runs per file, each in a fresh process (best time, max RSS)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="our runs per file, each in a fresh process (best time, max RSS)")
     ap.add_argument("--peer-repeat", type=int, default=2, help="gcoder runs per file, in one process (best time)")
     ap.add_argument("--cold-compile", action="store_true",
                     help="also measure numba compilation with an empty temporary cache")
-    ap.add_argument("--json", type=Path, default=OUT_JSON, help=f"write all figures here (default {OUT_JSON.relative_to(REPO)})")
+    ap.add_argument("--json", type=Path, default=OUT_JSON,
+                    help=f"write all figures here (default {OUT_JSON.relative_to(REPO)})")
     ap.add_argument("--_child-ours", dest="child_ours", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_ours:
@@ -483,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for bf in [warm, *files]:
         how = "cached" if bf.reused else "sliced now"
-        log(f"input {bf.recipe:7s} {bf.size_mb:8.1f} MB  {bf.slicer_version}  sliced in {_fmt(bf.slice_s, '.1f')} s ({how})  "
-            f"{bf.path.relative_to(REPO)}  [prusa-slicer {' '.join(_bigfiles.RECIPES[bf.recipe].args)} {_bigfiles.RECIPES[bf.recipe].mesh}]")
+        recipe = _bigfiles.RECIPES[bf.recipe]
+        log(f"input {bf.recipe:7s} {bf.size_mb:8.1f} MB  {bf.slicer_version}  "
+            f"sliced in {_fmt(bf.slice_s, '.1f')} s ({how})  "
+            f"{bf.path.relative_to(REPO)}  [prusa-slicer {' '.join(recipe.args)} {recipe.mesh}]")
 
     peer_py = None
     if not args.no_peer:
@@ -501,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             r = run_ours(None, CHUNK, warm.path, numba_cache=d)
         report["cold_compile"] = r
         log("numba cold compile (empty cache, tiny file): "
-            + (f"first call {r['warm_s']:.1f} s, import {r['import_s']:.1f} s" if "warm_s" in r else f"ERROR {r['error']}"))
+            + (f"first call {r['warm_s']:.1f} s, import {r['import_s']:.1f} s" if "warm_s" in r
+               else f"ERROR {r['error']}"))
     r = run_ours(None, CHUNK, warm.path)
     report["warmup"] = r
     if "error" in r:
@@ -521,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "getloadavg"):
         log(f"load average at the end {os.getloadavg()[0]:.2f}")
     print_tables(rows)
-    log("\nVerdict against the issue's bars" + (" (--quick: smoke run, bars need the 70/200 MB files)" if args.quick else ""))
+    quick = " (--quick: smoke run, bars need the 70/200 MB files)" if args.quick else ""
+    log("\nVerdict against the issue's bars" + quick)
     for line in verdicts(rows):
         log("  " + line)
     report["verdicts"] = verdicts(rows)

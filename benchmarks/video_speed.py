@@ -54,7 +54,8 @@ def make_long(clip: Path, path: Path, times: int = 10) -> Path:
     lst = path.with_suffix(".txt")
     lst.write_text("".join(f"file '{clip.resolve()}'\n" for _ in range(times)))
     tmp = path.with_suffix(".part.mp4")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(lst), "-c", "copy", str(tmp)],
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(lst),
+                    "-c", "copy", str(tmp)],
                    check=True)
     os.replace(tmp, path)
     lst.unlink()

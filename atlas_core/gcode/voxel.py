@@ -10,7 +10,8 @@ Apportioning rule
 
 Boundaries
     A point on an interior voxel face belongs to the voxel on the + side (``floor``); points on the
-    grid's upper face (or within 1e-9 voxel outside the box) belong to the edge voxel. Zero-length pieces of a traversal are skipped, so a
+    grid's upper face (or within 1e-9 voxel outside the box) belong to the edge voxel. Zero-length pieces of a
+    traversal are skipped, so a
     segment passing exactly through an edge or corner deposits nothing in the voxels it only touches.
 
 Times
@@ -483,7 +484,9 @@ _H5_SKIP_ATTRS = {"CLASS", "NAME", "REFERENCE_LIST", "DIMENSION_LIST", "_Netcdf4
 
 
 def _h5_attr(val):
-    return np.array(val, dtype=h5py.string_dtype()) if isinstance(val, list) and val and isinstance(val[0], str) else val
+    if isinstance(val, list) and val and isinstance(val[0], str):
+        return np.array(val, dtype=h5py.string_dtype())
+    return val
 
 
 def _py_attr(val):
@@ -587,8 +590,9 @@ class LatticeGrid:
         self.acc.add(moves, energy_j)
 
     def _ensure(self, moves: MoveTable, ext: np.ndarray) -> None:
-        pts_lo = np.array([min(getattr(moves, f"{a}0_mm")[ext].min(), getattr(moves, f"{a}1_mm")[ext].min()) for a in "xyz"])
-        pts_hi = np.array([max(getattr(moves, f"{a}0_mm")[ext].max(), getattr(moves, f"{a}1_mm")[ext].max()) for a in "xyz"])
+        ends = [(getattr(moves, f"{a}0_mm")[ext], getattr(moves, f"{a}1_mm")[ext]) for a in "xyz"]
+        pts_lo = np.array([min(a0.min(), a1.min()) for a0, a1 in ends])
+        pts_hi = np.array([max(a0.max(), a1.max()) for a0, a1 in ends])
         need_lo = np.floor(pts_lo / self.voxel_mm).astype(np.int64)
         need_hi = np.floor(pts_hi / self.voxel_mm).astype(np.int64) + 1
         if self.acc is not None and np.all(need_lo >= self.lo) and np.all(need_hi <= self.hi):
