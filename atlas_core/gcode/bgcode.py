@@ -29,13 +29,14 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import heatshrink2
 import numpy as np
 from numba import njit
 
-from atlas_core.gcode.reader import GcodeReadError
+from atlas_core.gcode.errors import GcodeReadError
 
 MAGIC = b"GCDE"
 VERSION = 1
@@ -50,6 +51,14 @@ HEATSHRINK_WINDOW_SZ2 = {2: 11, 3: 12}  # compression code -> window size (looka
 THUMBNAIL_TAGS = {0: "thumbnail", 1: "thumbnail_JPG", 2: "thumbnail_QOI"}
 BASE64_LINE_CHARS = 78
 READ_STEP_BYTES = 16 << 20  # largest single read while collecting one block
+# Caps on what a block header may claim (checked before anything is read or inflated). libbgcode writes G-code
+# blocks of at most 64 KiB (its default max block size, 65535) and metadata blocks of tens of KiB; the caps leave
+# 64x (G-code) and 16x+ (metadata, thumbnails) headroom and bound one block's memory to a few times the cap.
+MAX_GCODE_BLOCK_BYTES = 4 << 20
+MAX_METADATA_BLOCK_BYTES = 1 << 20
+MAX_THUMBNAIL_BYTES = 8 << 20  # one image
+MAX_THUMBNAILS_TOTAL_BYTES = 16 << 20  # all images of a file together (they are kept for the rendered header)
+MAX_CARRY_BYTES = 16 << 20  # an unfinished MeatPack line longer than this is passed on as it is
 
 _MP_TABLE = np.frombuffer(b"0123456789. \nGX", dtype=np.uint8)  # codes 0..14
 _MP_TABLE_NO_SPACES = np.frombuffer(b"0123456789.E\nGX", dtype=np.uint8)
@@ -226,8 +235,17 @@ def read_file_header(f: BinaryIO) -> int:
     return checksum
 
 
+def block_cap(kind: int) -> int:
+    """Largest size (bytes, decoded or stored) a block of type ``kind`` may declare."""
+    if kind == GCODE:
+        return MAX_GCODE_BLOCK_BYTES
+    return MAX_THUMBNAIL_BYTES if kind == THUMBNAIL else MAX_METADATA_BLOCK_BYTES
+
+
 def _decompress(data: bytes, compression: int, size: int, where: str) -> bytes:
-    """Undo the block compression; the result must have the size the block header states."""
+    """Undo the block compression; the result must have the size the block header states.
+
+    Output is never larger than ``size + 1`` bytes, whatever the compressed data expands to."""
     if compression not in (0, 1, *HEATSHRINK_WINDOW_SZ2):
         raise GcodeReadError(f"{where}: unknown compression {compression}")
     try:
@@ -236,8 +254,10 @@ def _decompress(data: bytes, compression: int, size: int, where: str) -> bytes:
         elif compression == 1:
             out = zlib.decompressobj().decompress(data, size + 1)
         else:
-            out = heatshrink2.decompress(data, window_sz2=HEATSHRINK_WINDOW_SZ2[compression], lookahead_sz2=4)
-    except (zlib.error, RuntimeError, ValueError) as e:
+            stream = heatshrink2.HeatshrinkFile(io.BytesIO(data), window_sz2=HEATSHRINK_WINDOW_SZ2[compression],
+                                                lookahead_sz2=4)
+            out = stream.read(size + 1)
+    except (zlib.error, RuntimeError, ValueError, EOFError) as e:
         raise GcodeReadError(f"{where}: bad compressed data ({e})") from None
     if len(out) != size:
         raise GcodeReadError(f"{where}: bad compressed data ({len(out)} bytes decoded, header says {size})")
@@ -264,6 +284,10 @@ def iter_blocks(f: BinaryIO) -> Iterator[tuple[int, int, int, bytes, bytes]]:
             packed_size = struct.unpack_from("<I", head, 8)[0]
         else:
             packed_size = size
+        cap = block_cap(kind)
+        if max(size, packed_size) > cap:
+            raise GcodeReadError(f"{where}: block declares {max(size, packed_size)} bytes, more than the {cap}-byte "
+                                 "limit for its type")
         n_params = 6 if kind == THUMBNAIL else 2
         body = _read_exact(f, n_params + packed_size, where)
         if checksum:
@@ -331,7 +355,8 @@ def _footer_text(metadata: dict[str, dict[str, str]]) -> bytes:
     if "print" in metadata:
         out += b"\n" + render_pairs(metadata["print"])
     if "slicer" in metadata:
-        out += b"\n; prusaslicer_config = begin\n" + render_pairs(metadata["slicer"]) + b"; prusaslicer_config = end\n\n"
+        out += (b"\n; prusaslicer_config = begin\n" + render_pairs(metadata["slicer"])
+                + b"; prusaslicer_config = end\n\n")
     return out
 
 
@@ -355,6 +380,8 @@ class _GcodeDecoder:
         self.restore = self.restore or no_spaces
         text = self.carry + text
         cut = text.rfind(b"\n") + 1
+        if len(text) - cut > MAX_CARRY_BYTES:  # no line end in sight: pass the piece on (the reader cuts long lines)
+            cut = len(text)
         self.carry = text[cut:]
         return tidy_meatpack_text(text[:cut], self.restore)
 
@@ -366,6 +393,7 @@ class _GcodeDecoder:
 def _iter_conversion(f: BinaryIO, metadata: dict, thumbs: list[bytes], with_metadata: bool) -> Iterator[bytes]:
     decoder = _GcodeDecoder()
     header_done = False
+    thumb_bytes = 0
     for index, offset, kind, params, data in iter_blocks(f):
         where = _where(index, offset, kind)
         if kind == GCODE:
@@ -376,6 +404,9 @@ def _iter_conversion(f: BinaryIO, metadata: dict, thumbs: list[bytes], with_meta
             if text:
                 yield text
         elif kind == THUMBNAIL:
+            thumb_bytes += len(data)
+            if thumb_bytes > MAX_THUMBNAILS_TOTAL_BYTES:
+                raise GcodeReadError(f"{where}: thumbnails total more than {MAX_THUMBNAILS_TOTAL_BYTES} bytes")
             thumbs.append(render_thumbnail(params, data))
         else:
             if struct.unpack("<H", params)[0] != 0:

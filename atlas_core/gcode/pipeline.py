@@ -24,7 +24,7 @@ from .machine import MachineProfile, Material, load_profile
 from .metadata import SlicerMetadata, parse_metadata
 from .moves import EXTRUDE, MoveTable
 from .planner import HeaterWaitSettler, Planner, finish_stats, to_move_table
-from .reader import GcodeReadError, iter_gcode_chunks, read_head_tail
+from .reader import DecodedGcode, GcodeReadError, open_decoded
 from .voxel import EnergyVoxelGrid, LatticeGrid
 
 DEFAULT_MACHINE = "generic_reprap"
@@ -149,9 +149,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _analyze(path, options: GcodeOptions, res: GcodeResult) -> None:
+    with open_decoded(path) as decoded:  # decoded once: metadata windows, then the chunks
+        _analyze_decoded(decoded, options, res)
+
+
+def _analyze_decoded(decoded: DecodedGcode, options: GcodeOptions, res: GcodeResult) -> None:
     profile = resolve_profile(options.machine)
     res.machine = profile.name
-    head, tail = read_head_tail(path)
+    head, tail = decoded.head, decoded.tail
     if not head.strip():
         raise ValueError("empty file")
     meta = parse_metadata(head, tail)
@@ -169,8 +174,8 @@ def _analyze(path, options: GcodeOptions, res: GcodeResult) -> None:
     n_moves = 0
     before_first_extrusion = True
     tables: queue.Queue = queue.Queue(maxsize=1)
-    worker = threading.Thread(target=_produce, args=(iter_gcode_chunks(path, options.chunk_bytes), planner,
-                                                     tables), daemon=True)
+    worker = threading.Thread(target=_produce, args=(decoded.chunks(options.chunk_bytes), planner, tables),
+                              daemon=True)
     worker.start()
     try:
         while (rows := tables.get()) is not _DONE:

@@ -15,25 +15,34 @@ import codecs
 import gzip
 import logging
 import os
+import stat
+import tempfile
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator, Literal, Union
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
 
+from atlas_core.gcode import bgcode as _bgcode
+from atlas_core.gcode.errors import GcodeReadError
 
-class GcodeReadError(ValueError):
-    """A G-code file could not be read; the message is one line naming the item and the place."""
+__all__ = ["DecodedGcode", "GcodeReadError", "detect_format", "iter_gcode_chunks", "open_decoded", "open_gcode",
+           "read_gcode_bytes", "read_head_tail"]
 
-
-# Imported after GcodeReadError, which bgcode.py imports from here.
-from atlas_core.gcode import bgcode as _bgcode  # noqa: E402
-
-Source = Union[str, os.PathLike, BinaryIO]
+Source = str | os.PathLike | BinaryIO
 Format = Literal["gcode", "gcode.gz", "bgcode"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BYTES = 1 << 20  # size of each read from the underlying file
 MAX_LINE_BYTES = 64 << 20  # longer lines are truncated by iter_gcode_chunks
 SNIFF_BYTES = 1024  # bytes inspected for the UTF-16 NUL pattern
+HEAD_TAIL_BYTES = 256 * 1024  # metadata window at each end (atlas_core.gcode.metadata.HEAD_TAIL_BYTES)
+# Decompression-bomb guard: once more than BOMB_CHECK_BYTES are decoded, the output may be at most MAX_EXPANSION
+# times the bytes read from the file. G-code text gzips 3-10x and a .bgcode (MeatPack + deflate/heatshrink)
+# expands 3-8x into ASCII; a run of zeros or of one repeated line deflates ~1000x.
+MAX_EXPANSION = 100
+BOMB_CHECK_BYTES = 256 << 20
+SPOOL_MEMORY_BYTES = 32 << 20  # decoded text held in memory before the single-pass spool moves to a temp file
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +66,29 @@ def open_gcode(src: Source) -> Iterator[BinaryIO]:
 
             handle = fsspec.open(path, "rb").open()
         else:
-            handle = open(path, "rb")
+            handle = _open_regular(path)  # noqa: SIM115 - closed by the with below
+    except GcodeReadError:
+        raise
     except (OSError, ValueError, ImportError) as e:
         raise GcodeReadError(f"{path}: cannot open ({getattr(e, 'strerror', None) or e})") from None
     with handle:
         yield handle
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """Open a local *regular* file; a FIFO, device (``/dev/zero``), directory or socket is refused.
+
+    ``O_NONBLOCK`` keeps the open of a FIFO without writer from blocking; the type is checked with ``fstat``
+    on the open descriptor, so the name cannot be swapped in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
+        raise GcodeReadError(f"{path}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 class _Replay:
@@ -160,8 +187,31 @@ def _iter_text(f: BinaryIO, name: str) -> Iterator[bytes]:
         raise GcodeReadError(f"{name}: invalid {codec} text near byte {offset + skip + e.start}") from None
 
 
-def _iter_pieces(f: BinaryIO, name: str, inside_gzip: bool = False) -> Iterator[bytes]:
-    """Decoded G-code pieces of arbitrary size, for any supported format."""
+class _Counted:
+    """Read-only stream that counts the bytes read through it."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f, self.n = f, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.n += len(data)
+        return data
+
+
+def _iter_pieces(f: BinaryIO, name: str) -> Iterator[bytes]:
+    """Decoded G-code pieces of arbitrary size, for any supported format, with the decompression-bomb guard."""
+    counted = _Counted(f)
+    decoded = 0
+    for piece in _iter_decoded(counted, name):  # type: ignore[arg-type]
+        decoded += len(piece)
+        if decoded > BOMB_CHECK_BYTES and decoded > MAX_EXPANSION * counted.n:
+            raise GcodeReadError(f"{name}: decodes to more than {MAX_EXPANSION} times its {counted.n} bytes read "
+                                 f"(over {BOMB_CHECK_BYTES >> 20} MiB): a decompression bomb?")
+        yield piece
+
+
+def _iter_decoded(f: BinaryIO, name: str, inside_gzip: bool = False) -> Iterator[bytes]:
     head = _read_some(f, 4)
     stream = _Replay(head, f)
     kind = _sniff(head)
@@ -170,7 +220,7 @@ def _iter_pieces(f: BinaryIO, name: str, inside_gzip: bool = False) -> Iterator[
             yield from _bgcode.iter_bgcode_gcode(stream)  # type: ignore[arg-type]
         elif kind == "gcode.gz" and not inside_gzip:
             with gzip.GzipFile(fileobj=stream, mode="rb") as gz:  # type: ignore[arg-type]
-                yield from _iter_pieces(gz, name, inside_gzip=True)  # type: ignore[arg-type]
+                yield from _iter_decoded(gz, name, inside_gzip=True)  # type: ignore[arg-type]
         else:
             yield from _iter_text(stream, name)  # type: ignore[arg-type]
     except GcodeReadError as e:
@@ -289,8 +339,13 @@ def read_head_tail(src: Source, n_bytes: int = 256 * 1024) -> tuple[bytes, bytes
 
 
 def _head_tail_stream(f: BinaryIO, name: str, n_bytes: int) -> tuple[bytes, bytes]:
+    return _head_tail_of(_iter_pieces(f, name), n_bytes)
+
+
+def _head_tail_of(pieces: Iterator[bytes], n_bytes: int) -> tuple[bytes, bytes]:
+    """First and last ``n_bytes`` of the concatenated pieces (memory: about 2 x ``n_bytes``)."""
     head, tail = b"", b""
-    for piece in _iter_pieces(f, name):
+    for piece in pieces:
         if len(head) < n_bytes:
             head += piece[: n_bytes - len(head)]
         tail = piece[-n_bytes:] if len(piece) >= n_bytes else (tail + piece)[-n_bytes:]
@@ -311,3 +366,59 @@ def _head_tail_seek(f: BinaryIO, first: bytes, start: int, n_bytes: int) -> tupl
         return head, first[-n_bytes:]
     f.seek(max(start, end - n_bytes))
     return head, _read_some(f, n_bytes)
+
+
+@dataclass
+class DecodedGcode:
+    """One source decoded once: the metadata windows and the chunk stream (see :func:`open_decoded`)."""
+
+    head: bytes
+    tail: bytes
+    _pieces: Callable[[], Iterator[bytes]]
+    name: str
+
+    def chunks(self, chunk_bytes: int = 16 << 20, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+        """The decoded G-code in chunks, as :func:`iter_gcode_chunks` gives them (call once)."""
+        if chunk_bytes < 1 or max_line_bytes < 1:
+            raise ValueError("chunk_bytes and max_line_bytes must be positive")
+        return _rechunk(self._pieces(), chunk_bytes, max_line_bytes, self.name)
+
+
+@contextmanager
+def open_decoded(src: Source, n_bytes: int = HEAD_TAIL_BYTES) -> Iterator[DecodedGcode]:
+    """Decode ``src`` once for both uses: head/tail metadata windows first, then the chunks.
+
+    The metadata (the slicer's config sits at the end of a file) must be known before planning starts. A
+    seekable plain UTF-8 file needs no decoding: the windows are read with two seeks and the chunks stream
+    from the file. Anything else (gzip, bgcode, UTF-16, a non-seekable stream) is decoded in one pass that
+    takes the windows and spools the decoded text (in memory up to :data:`SPOOL_MEMORY_BYTES`, then in a
+    temporary file), from which the chunks are then read: the same bytes :func:`read_gcode_bytes` gives.
+    """
+    if n_bytes < 1:
+        raise ValueError("n_bytes must be positive")
+    name = _name(src)
+    with open_gcode(src) as f:
+        if _seekable(f):
+            start = f.tell()
+            first = _read_some(f, max(n_bytes + 3, SNIFF_BYTES))
+            codec, skip = _text_encoding(first)
+            if _sniff(first) == "gcode" and codec is None:
+                head, tail = _head_tail_seek(f, first[skip:], start + skip, n_bytes)
+                f.seek(start)
+                yield DecodedGcode(head, tail, lambda: _iter_pieces(f, name), name)
+                return
+            f.seek(start)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+            head, tail = _head_tail_of(_spooled(_iter_pieces(f, name), spool, name), n_bytes)
+            spool.seek(0)
+            yield DecodedGcode(head, tail, lambda: iter(lambda: spool.read(READ_BYTES), b""), name)
+
+
+def _spooled(pieces: Iterator[bytes], spool, name: str) -> Iterator[bytes]:
+    """Pass ``pieces`` through, writing each to ``spool``."""
+    for piece in pieces:
+        try:
+            spool.write(piece)
+        except OSError as e:
+            raise GcodeReadError(f"{name}: cannot spool the decoded text ({e.strerror or e})") from None
+        yield piece
