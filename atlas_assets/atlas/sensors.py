@@ -13,7 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from atlas_core.atlas.pairs import PairsError, load_pairs
+from atlas_core.atlas.pairs import MAX_MANIFEST_BYTES, load_pairs
+from atlas_core.safe_load import read_bounded
 
 from .assets import DEFAULT_PAIRS, energy_atlas, entropy_leaks, negentropy_ledger, shield_alerts
 
@@ -22,17 +23,25 @@ energy_atlas_job = dg.define_asset_job(
 
 
 def pairs_fingerprint(path) -> str:
-    """Hash of the manifest bytes and (size, mtime) of every file its good pairs name."""
+    """Hash of the manifest bytes and (size, mtime) of every file its good pairs name.
+
+    The manifest is read as ``load_pairs`` reads it (a regular file of at most ``MAX_MANIFEST_BYTES``);
+    anything else gives an ``error:`` fingerprint, so a FIFO, /dev/zero or a bomb never stalls the sensor.
+    """
     h = hashlib.sha256()
     try:
-        h.update(Path(path).read_bytes())
+        h.update(read_bounded(Path(path), max_bytes=MAX_MANIFEST_BYTES))
         pairs, errors = load_pairs(path)
-    except (OSError, PairsError) as exc:
+    except (OSError, ValueError) as exc:  # PairsError and BoundedLoadError are ValueErrors
         return "error:" + hashlib.sha256(str(exc).encode()).hexdigest()[:16]
     for p in pairs:
         for f in (p.gcode_path, p.clip_path, p.truth_path):
             if f is not None:
-                st = os.stat(f)
+                try:
+                    st = os.stat(f)
+                except OSError:  # removed since load_pairs saw it: a change like any other
+                    h.update(f"{f}|missing".encode())
+                    continue
                 h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode())
     h.update(json.dumps(errors).encode())
     return h.hexdigest()

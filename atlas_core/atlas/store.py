@@ -36,13 +36,22 @@ TIME_FILL_S = -1.0  # as atlas_core.gcode.voxel: never-deposited voxels
 
 
 def _check_group(kind: str, name: str) -> str:
-    from .pairs import ID_RE
+    """``kind/name`` when ``name`` is a safe id matched whole (``pairs.is_id``: ``"a\\n"`` is refused)."""
+    from atlas_core.safe_load import short
+
+    from .pairs import is_id
 
     if kind not in KINDS:
-        raise ValueError(f"group kind must be one of {KINDS}, got {kind!r}")
-    if not isinstance(name, str) or not ID_RE.match(name):
-        raise ValueError(f"group name {name!r} is not a safe name")
+        raise ValueError(f"group kind must be one of {KINDS}, got {short(kind)}")
+    if not is_id(name):
+        raise ValueError(f"group name {short(name)} is not a safe name")
     return f"{kind}/{name}"
+
+
+def _check_path(group: str) -> str:
+    """A ``kind/name`` group path, checked as ``_check_group`` checks its parts."""
+    kind, _, name = group.partition("/") if isinstance(group, str) else ("", "", "")
+    return _check_group(kind, name)
 
 
 def _ensure_group_meta(folder: Path) -> None:
@@ -63,7 +72,7 @@ def ensure_root(root: str | Path) -> Path:
 
 def group_hash(root: str | Path, group: str) -> str | None:
     """``atlas_content_hash`` of a committed group, or None when absent/unreadable."""
-    attrs = Path(root) / group / ".zattrs"
+    attrs = Path(root) / _check_path(group) / ".zattrs"
     try:
         return json.loads(attrs.read_text(encoding="utf-8")).get(HASH_ATTR)
     except (OSError, ValueError):
@@ -103,19 +112,21 @@ def write_group(root: str | Path, kind: str, name: str, ds: xr.Dataset, content_
 
 
 def list_groups(root: str | Path) -> list[str]:
-    """``kind/name`` of every committed group (sorted)."""
+    """``kind/name`` of every committed group (sorted); folders whose name is not a safe id are not groups."""
+    from .pairs import is_id
+
     root = Path(root)
     out = []
     for kind in KINDS:
         d = root / kind
         if d.is_dir():
             out += [f"{kind}/{p.name}" for p in sorted(d.iterdir())
-                    if p.is_dir() and not p.name.startswith(".") and (p / ".zattrs").is_file()]
+                    if is_id(p.name) and p.is_dir() and (p / ".zattrs").is_file()]
     return out
 
 
 def open_group(root: str | Path, group: str) -> xr.Dataset:
-    return xr.open_zarr(Path(root), group=group, consolidated=False)
+    return xr.open_zarr(Path(root), group=_check_path(group), consolidated=False)
 
 
 def open_atlas(root: str | Path) -> dict[str, xr.Dataset]:
@@ -173,6 +184,10 @@ def voxels_during(planned: xr.Dataset, t0: float, t1: float) -> np.ndarray:
     return np.argwhere(hit).astype(np.int32)
 
 
+def _col(values) -> np.ndarray:
+    return np.array(list(values), np.float64)
+
+
 def aligned_dataset(report: LeakReport, planned: xr.Dataset | None = None) -> xr.Dataset:
     """Time map, per-window energies, leaks and the voxels printed during each leak, as one Dataset."""
     cs, ps = _arr(report.clip_s), _arr(report.planned_s)
@@ -198,14 +213,20 @@ def aligned_dataset(report: LeakReport, planned: xr.Dataset | None = None) -> xr
         "window_planned_j": ("window", wp, {"units": "J", "long_name": "planned energy mapped to the window"}),
         "window_observed_j": ("window", wo, {"units": "J", "long_name": "calibrated observed energy of the window"}),
         "window_excess_j": ("window", wo - wp, {"units": "J", "long_name": "observed - planned energy of the window"}),
-        "leak_start_s": ("leak", np.array([lk.start_s for lk in leaks], np.float64), {"units": "s", "long_name": "leak start (clip time)"}),
-        "leak_end_s": ("leak", np.array([lk.end_s for lk in leaks], np.float64), {"units": "s", "long_name": "leak end (clip time)"}),
-        "leak_planned_at_s": ("leak", np.array([lk.planned_at_s for lk in leaks], np.float64), {"units": "s", "long_name": "planned time of the excess"}),
-        "leak_planned_start_s": ("leak", np.array([a for a, _ in intervals], np.float64), {"units": "s", "long_name": "planned interval start"}),
-        "leak_planned_end_s": ("leak", np.array([b for _, b in intervals], np.float64), {"units": "s", "long_name": "planned interval end"}),
-        "leak_kind": ("leak", np.array([lk.kind for lk in leaks], dtype="<U16"), {"units": "1", "long_name": "leak kind (stall, rework, erratic, slowdown)"}),
-        "leak_excess_j": ("leak", np.array([lk.excess_j for lk in leaks], np.float64), {"units": "J", "long_name": "observed - planned energy over the leak"}),
-        "leak_score": ("leak", np.array([lk.score for lk in leaks], np.float64), {"units": "1", "long_name": "anomaly score in [0, 1]"}),
+        "leak_start_s": ("leak", _col(lk.start_s for lk in leaks),
+                         {"units": "s", "long_name": "leak start (clip time)"}),
+        "leak_end_s": ("leak", _col(lk.end_s for lk in leaks), {"units": "s", "long_name": "leak end (clip time)"}),
+        "leak_planned_at_s": ("leak", _col(lk.planned_at_s for lk in leaks),
+                              {"units": "s", "long_name": "planned time of the excess"}),
+        "leak_planned_start_s": ("leak", _col(a for a, _ in intervals),
+                                 {"units": "s", "long_name": "planned interval start"}),
+        "leak_planned_end_s": ("leak", _col(b for _, b in intervals),
+                               {"units": "s", "long_name": "planned interval end"}),
+        "leak_kind": ("leak", np.array([lk.kind for lk in leaks], dtype="<U16"),
+                      {"units": "1", "long_name": "leak kind (stall, rework, erratic, slowdown)"}),
+        "leak_excess_j": ("leak", _col(lk.excess_j for lk in leaks),
+                          {"units": "J", "long_name": "observed - planned energy over the leak"}),
+        "leak_score": ("leak", _col(lk.score for lk in leaks), {"units": "1", "long_name": "anomaly score in [0, 1]"}),
         "leak_voxel_leak": ("leak_voxel", vl, {"units": "1", "long_name": "index of the leak (leak dimension)"}),
         "leak_voxel_ix": ("leak_voxel", vi[:, 0], {"units": "1", "long_name": "voxel index along x of planned/<job>"}),
         "leak_voxel_iy": ("leak_voxel", vi[:, 1], {"units": "1", "long_name": "voxel index along y"}),
