@@ -4,6 +4,10 @@ FFmpeg's swscale converts each decoded frame (8- or 10-bit, any YUV layout) to a
 optical flow and, at a sampled rate, to a small RGB image for pose. Only those small images leave this module;
 a 1080p frame is never converted to a numpy array. The display rotation (display-matrix side data, degrees
 counter-clockwise) is applied to the small images with ``np.rot90``, which matches ``ffmpeg``'s autorotate.
+
+Every image handed on is C-contiguous: swscale pads each row to its alignment (a 200-px grey row takes 208 bytes),
+and ``to_ndarray`` returns a strided view of that buffer, which OpenCV 5's DIS flow refuses
+(``I0.isContinuous()``); 10-bit clips reduced to 8-bit grey take the same path.
 """
 from __future__ import annotations
 
@@ -35,6 +39,9 @@ class Frame:
     rgb: np.ndarray | None  # uint8 (pose_h, pose_w, 3) on sampled frames, else None
 
 
+MAX_PIXELS = 8192 * 8192  # decoded frame size limit (8K UHD is 7680x4320): bounds the decoder's frame buffers
+
+
 def even(x: float) -> int:
     return max(2, int(round(x / 2.0)) * 2)
 
@@ -45,13 +52,17 @@ def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
     return even(w), even(w * height / width)
 
 
-def open_container(source: str | BinaryIO, threads: int) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+def open_container(source: str | BinaryIO,
+                   threads: int) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     """Open any FFmpeg-readable container (probed by content, not by extension) and its first video stream."""
     container = av.open(source, mode="r", metadata_errors="ignore")
     try:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if w * h > MAX_PIXELS:
+            raise ValueError(f"frames of {w}x{h} px exceed the {MAX_PIXELS // 10**6} megapixel limit")
         stream.thread_type = "AUTO"
         stream.thread_count = max(1, threads)
     except Exception:
@@ -127,12 +138,17 @@ def iter_frames(
         t -= t0
         gray = None
         if i % gray_step == 0:
-            gray = frame.reformat(width=size[0], height=size[1], format="gray", interpolation="AREA").to_ndarray()
+            gray = _small(frame, size, "gray", k)
         rgb = None
         if pose_size is not None and pose_every_s and t + 1e-6 >= next_pose_s:
-            rgb = frame.reformat(width=pose_size[0], height=pose_size[1], format="rgb24", interpolation="AREA").to_ndarray()
+            rgb = _small(frame, pose_size, "rgb24", k)
             next_pose_s += pose_every_s * max(1, int((t - next_pose_s) // pose_every_s) + 1)
-        if k:
-            gray = np.ascontiguousarray(np.rot90(gray, k)) if gray is not None else None
-            rgb = np.ascontiguousarray(np.rot90(rgb, k)) if rgb is not None else None
         yield Frame(i, t, gray, rgb)
+
+
+def _small(frame: av.VideoFrame, size: tuple[int, int], fmt: str, quarter_turns: int) -> np.ndarray:
+    """`frame` scaled to `size` (coded orientation) in `fmt`, rotated for display: a C-contiguous uint8 array."""
+    img = frame.reformat(width=size[0], height=size[1], format=fmt, interpolation="AREA").to_ndarray()
+    if quarter_turns:
+        img = np.rot90(img, quarter_turns)
+    return np.ascontiguousarray(img)

@@ -26,8 +26,18 @@ _PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+DIS_MIN_SIDE_PX = 8  # DIS patch size (8 px in every preset): each side at the finest scale must hold one patch;
+# smaller images crash OpenCV 5.0 (a 14-px-high frame at finest scale 1 segfaults) or fail its size assertion
+
+
+def min_flow_side_px(finest_scale: int) -> int:
+    """Smallest width and height (px) DIS accepts at `finest_scale` (the flow runs at 1 / 2^scale)."""
+    return max(16, DIS_MIN_SIDE_PX << max(0, int(finest_scale)))
+
+
 # feature columns of one frame pair (see FlowEngine.step)
-FEATURES = ("time_s", "dt_s", "ego_u_fw_s", "ego_v_fw_s", "ego_rot_rad_s", "ego_zoom_1_s", "residual_fw2_s2", "hands_fw2_s2")
+FEATURES = ("time_s", "dt_s", "ego_u_fw_s", "ego_v_fw_s", "ego_rot_rad_s", "ego_zoom_1_s", "residual_fw2_s2",
+            "hands_fw2_s2")
 
 
 def centred_grid(w: int, h: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +102,10 @@ class FlowEngine:
     def __init__(self, width: int, height: int, preset: str = "fast", undistort_maps=None,
                  grid: tuple[int, int] = (32, 18), hands_box=(0.25, 0.5, 0.75, 1.0), fit_stride_px: int = 4,
                  fit_iterations: int = 6, default_dt_s: float = 1 / 30, finest_scale: int | None = 0):
+        need = min_flow_side_px(finest_scale or 0)
+        if min(width, height) < need:
+            raise ValueError(f"flow frames of {width}x{height} px are too small for optical flow (at least {need} px "
+                             f"on each side)")
         self.w, self.h = width, height
         self.dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
         if finest_scale is not None:
@@ -114,7 +128,7 @@ class FlowEngine:
             raise ValueError(f"frame size changed mid-stream: {gray.shape[::-1]} != {(self.w, self.h)}")
         if self.maps is not None:
             gray = cv2.remap(gray, self.maps[0], self.maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return gray
+        return np.ascontiguousarray(gray, dtype=np.uint8)  # DIS (OpenCV 5) refuses strided views
 
     def step(self, gray: np.ndarray, time_s: float) -> PairMotion | None:
         out = self.step_flow(gray, time_s)

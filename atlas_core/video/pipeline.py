@@ -18,9 +18,9 @@ import av
 import numpy as np
 
 from .config import CLASSES, COMPENDIUM, CalorimeterConfig
-from .decode import StreamInfo, iter_frames, open_container
+from .decode import StreamInfo, iter_frames, open_container, scaled_size
 from .events import find_events
-from .motion import FEATURES, FlowEngine
+from .motion import FEATURES, FlowEngine, min_flow_side_px
 from .pose import PoseStatus, load_model, per_second, run_batch
 from .sources import ClipRecord, clip_record
 from .tensor import ActivityTensor, GridAccumulator
@@ -28,6 +28,11 @@ from .timeline import build_timeline
 
 MOTION_ENERGY_UNIT = "fw^2/s^2 (mean squared image speed; fw = frame widths, so resolution-independent)"
 _END = object()
+# Timestamps bound the per-second results (timeline, grid: ~3 KB a second), so implausible ones are refused
+# while decoding: a clip may span at most MAX_CLIP_S, with on average at most MAX_FRAME_GAP_S between frames.
+MAX_CLIP_S = 6 * 3600.0  # 6 h: ~70 MB of per-second grids (Egocentric-10K clips last minutes)
+MAX_FRAME_GAP_S = 10.0  # 0.1 frames/s: slower than any video camera, even a time-lapse export
+MAX_PLAUSIBLE_FPS = 1000.0  # above this (measured from timestamps) a head camera's clip gets a warning
 
 
 @dataclass
@@ -104,7 +109,7 @@ class _FlowState:
     def __call__(self, item):
         t, gray = item
         if self.engine is None:
-            h, w = gray.shape
+            h, w = gray.shape  # intrinsics is None when they do not fit the clip (see _first_frame)
             maps = self.intrinsics.undistort_maps(w, h) if self.intrinsics is not None else None
             self.engine = FlowEngine(w, h, self.cfg.dis_preset, maps, (self.cfg.grid_w, self.cfg.grid_h),
                                      self.cfg.hands_box, self.cfg.fit_stride_px, self.cfg.fit_iterations,
@@ -158,6 +163,28 @@ def _meta_warnings(info: StreamInfo, meta: dict | None) -> list[str]:
     return out
 
 
+def _first_frame(info: StreamInfo, cfg: CalorimeterConfig, flow: _FlowState, summary: dict) -> None:
+    """Checks on the stream before any frame is analysed: size for optical flow, intrinsics that fit."""
+    summary.update(width=info.width, height=info.height, fps=round(info.fps, 3), codec=info.codec,
+                   pix_fmt=info.pix_fmt, rotation_deg=info.rotation_deg, container=info.container)
+    fw, fh = scaled_size(info.width, info.height, cfg.flow_width)
+    need = min_flow_side_px(cfg.dis_finest_scale)
+    if min(fw, fh) < need:
+        raise ValueError(f"clip of {info.width}x{info.height} px is too small for optical flow: its flow frames "
+                         f"would be {fw}x{fh} px, at least {need} px on each side are needed")
+    why = flow.intrinsics.mismatch(info.width, info.height) if flow.intrinsics is not None else None
+    if why:  # only undistortion is lost: the flow runs on the frames as they are
+        flow.intrinsics = None
+        summary["warnings"].append(f"{why}: processed without undistortion")
+    summary["intrinsics"] = flow.intrinsics is not None
+
+
+def _check_time(time_s: float, frames: int) -> None:
+    if time_s > MAX_CLIP_S or time_s > MAX_FRAME_GAP_S * frames:
+        raise ValueError(f"implausible timestamps: frame {frames} at {time_s:.4g} s (at most {MAX_CLIP_S:.0f} s, "
+                         f"and on average one frame per {MAX_FRAME_GAP_S:g} s)")
+
+
 def analyze_clip(source, config: CalorimeterConfig | None = None, pose_model=None,
                  pose_status: PoseStatus | None = None) -> ClipResult:
     """Analyse one clip (a ClipRecord, a path, or an open binary file). Never raises for a bad clip.
@@ -187,6 +214,44 @@ def analyze_clip(source, config: CalorimeterConfig | None = None, pose_model=Non
     return ClipResult(rec.path, True, None, summary, tensor)
 
 
+def _decode(container, stream, cfg: CalorimeterConfig, flow: _FlowState, pose, summary: dict):
+    """Decode the clip into the flow (and pose) workers; (first StreamInfo or None, frames, last frame time s)."""
+    flow_w = _Worker(flow, cfg.queue_frames)
+    pose_w = _Worker(pose, 2 * cfg.resolved_pose_batch()) if pose else None
+    flow_w.start()
+    if pose_w:
+        pose_w.start()
+    infos: list[StreamInfo] = []
+
+    def hook(info: StreamInfo) -> None:
+        infos.append(info)
+        _first_frame(info, cfg, flow, summary)
+
+    frames, last_t = 0, 0.0
+    try:
+        for fr in iter_frames(container, stream, cfg.flow_width, cfg.pose_width if pose else None,
+                              1.0 / cfg.pose_fps if pose else None, hook, cfg.flow_step):
+            frames += 1
+            _check_time(fr.time_s, frames)
+            last_t = fr.time_s
+            if fr.gray is not None:
+                flow_w.put((fr.time_s, fr.gray))
+            if pose_w and fr.rgb is not None:
+                pose_w.put((fr.time_s, fr.rgb))
+    except av.error.FFmpegError as exc:
+        if not frames:
+            raise
+        raise ValueError(
+            f"truncated or corrupt clip: decoding stopped after {frames} frames ({one_line(exc)})") from None
+    finally:
+        flow_w.finish()
+        if pose_w:
+            pose_w.finish()
+    if pose:
+        pose.flush()
+    return (infos[0] if infos else None), frames, last_t
+
+
 def _analyze(rec: ClipRecord, cfg: CalorimeterConfig, pose_model, summary: dict) -> ActivityTensor:
     src = rec.open()
     container = None
@@ -196,48 +261,24 @@ def _analyze(rec: ClipRecord, cfg: CalorimeterConfig, pose_model, summary: dict)
         except av.error.FFmpegError as exc:
             raise ValueError(f"not a readable video (truncated or corrupt?): {one_line(exc)}") from None
         flow = _FlowState(cfg, rec.intrinsics)
-        flow_w = _Worker(flow, cfg.queue_frames)
         pose = _PoseState(pose_model, cfg) if pose_model is not None else None
-        pose_w = _Worker(pose, 2 * cfg.resolved_pose_batch()) if pose else None
-        flow_w.start()
-        if pose_w:
-            pose_w.start()
-        infos: list[StreamInfo] = []
-        frames, last_t = 0, 0.0
-        try:
-            for fr in iter_frames(container, stream, cfg.flow_width, cfg.pose_width if pose else None,
-                                  1.0 / cfg.pose_fps if pose else None, infos.append, cfg.flow_step):
-                frames += 1
-                last_t = fr.time_s
-                if fr.gray is not None:
-                    flow_w.put((fr.time_s, fr.gray))
-                if pose_w and fr.rgb is not None:
-                    pose_w.put((fr.time_s, fr.rgb))
-        except av.error.FFmpegError as exc:
-            if not frames:
-                raise
-            raise ValueError(
-                f"truncated or corrupt clip: decoding stopped after {frames} frames ({one_line(exc)})") from None
-        finally:
-            flow_w.finish()
-            if pose_w:
-                pose_w.finish()
-        if pose:
-            pose.flush()
+        info, frames, last_t = _decode(container, stream, cfg, flow, pose, summary)
     finally:
         if container is not None:
             container.close()
         if hasattr(src, "close"):
             src.close()
-    if not infos:
+    if info is None:
         raise ValueError("no decodable video frames")
-    info = infos[0]
     fps = info.fps if info.fps > 0 else (frames - 1) / last_t if last_t > 0 else 30.0
     duration = last_t + 1.0 / fps
     summary.update(duration_s=round(duration, 3), frames=frames, fps=round(fps, 3), width=info.width,
                    height=info.height, codec=info.codec, pix_fmt=info.pix_fmt, rotation_deg=info.rotation_deg,
                    container=info.container)
     summary["warnings"] += _meta_warnings(info, rec.meta)
+    if last_t > 0 and (frames - 1) / last_t > MAX_PLAUSIBLE_FPS:
+        summary["warnings"].append(f"implausible frame rate: {(frames - 1) / last_t:.4g} frames/s from the "
+                                   "timestamps (speeds follow the timestamps)")
     trunc = _check_truncation(info, frames, duration, rec.meta)
     if trunc:
         raise ValueError(trunc)
@@ -272,7 +313,8 @@ def _summarise(summary: dict, tl: dict, events: list, cfg: CalorimeterConfig, po
         kcal=round(float(tl["kcal"].sum()), 4),
         kcal_net=round(float(((tl["met"] - 1.0) * 3.5 * cfg.body_mass_kg / 200 / 60 * cov).sum()), 4),
         met_minutes=round(met_mean * dur / 60.0, 4),
-        met_source={c: f"Compendium 2011 code {code}, {cfg.met_by_class[c]} MET" for c, (code, _) in COMPENDIUM.items()},
+        met_source={c: f"Compendium 2011 code {code}, {cfg.met_by_class[c]} MET"
+                    for c, (code, _) in COMPENDIUM.items()},
         motion_energy={
             "residual_mean": _nanmean(tl["residual_fw2_s2"]),
             "hands_mean": _nanmean(tl["hands_fw2_s2"]),

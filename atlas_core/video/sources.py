@@ -12,16 +12,22 @@ import io
 import json
 import os
 import posixpath
+import stat
 import tarfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .intrinsics import FisheyeIntrinsics
+from ..safe_load import read_bounded, short
+from .intrinsics import MAX_JSON_BYTES, FisheyeIntrinsics
 
 VIDEO_EXTS = ("mp4", "mkv", "avi", "mov", "webm", "m4v", "ts", "mts", "hevc", "h265", "h264")
-META_FIELDS = ("factory_id", "worker_id", "video_index", "duration_sec", "width", "height", "fps", "size_bytes", "codec")
+MAX_META_BYTES = 1 << 20  # a clip's .json member (~300 bytes in Egocentric-10K)
+MAX_META_KEYS = 64
+MAX_META_TEXT = 256  # characters kept of a metadata string
+META_FIELDS = ("factory_id", "worker_id", "video_index", "duration_sec", "width", "height", "fps", "size_bytes",
+               "codec")
 
 
 @dataclass
@@ -41,6 +47,24 @@ def is_url(s: str) -> bool:
 
 def printable(name: str) -> str:
     return name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
+
+
+def not_regular(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a clip or shard (not there, a FIFO, a device, ...), or None for a regular file.
+
+    Only regular files are read: a FIFO blocks and /dev/zero never ends.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file or folder"
+    except OSError as exc:
+        return f"cannot stat ({exc.strerror or type(exc).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    return f"not a regular file ({next((k for f, k in kinds if f(mode)), 'special file')})"
 
 
 def storage_options(url: str) -> dict:
@@ -112,11 +136,11 @@ def load_intrinsics_beside(location: str) -> tuple[FisheyeIntrinsics | None, lis
         opener = lambda: fs.open(p, "rb")  # noqa: E731
     else:
         p = Path(location).parent / "intrinsics.json"
-        if not p.is_file():
+        if not p.exists():
             return None, []
-        opener = lambda: open(p, "rb")  # noqa: E731
+        opener = lambda: io.BytesIO(read_bounded(p, max_bytes=MAX_JSON_BYTES, what="intrinsics.json"))  # noqa: E731
     try:
-        return FisheyeIntrinsics.from_json_bytes(_read_small(opener)), []
+        return FisheyeIntrinsics.from_json_bytes(_read_small(opener, MAX_JSON_BYTES)), []
     except (ValueError, OSError) as exc:
         return None, [f"ignored intrinsics.json beside the input: {exc}"]
 
@@ -141,14 +165,24 @@ def split_key(name: str) -> tuple[str, str]:
     return posixpath.join(d, stem) if d else stem, ext.lower()
 
 
+def _meta_value(v):
+    """A metadata value kept in the record: scalars only, strings cut to MAX_META_TEXT characters."""
+    if isinstance(v, str):
+        return v[:MAX_META_TEXT]
+    if v is None or isinstance(v, (bool, int, float)):
+        return v
+    return None  # nested values are dropped (the Egocentric-10K json is flat)
+
+
 def parse_meta(data: bytes) -> dict:
+    """The clip's json metadata: a flat object; at most MAX_META_KEYS keys, nested values become null."""
     try:
         meta = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"malformed json ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(meta, dict):
         raise ValueError("json metadata is not an object")
-    return {k: meta[k] for k in meta if isinstance(k, str)}
+    return {k[:MAX_META_TEXT]: _meta_value(v) for k, v in list(meta.items())[:MAX_META_KEYS]}
 
 
 def _open_binary(src: str):
@@ -211,7 +245,8 @@ def _records(tf, members, label, intrinsics, warnings) -> Iterator[ClipRecord]:
         slot = "video" if last in VIDEO_EXTS else "json"
         g = groups.setdefault(key, {})
         if slot in g:
-            yield ClipRecord(f"{label}#{printable(m.name)}", key, error=f"duplicate {slot} member for key {printable(key)}")
+            yield ClipRecord(f"{label}#{printable(m.name)}", key,
+                             error=f"duplicate {slot} member for key {printable(key)}")
             continue
         g[slot] = m
     for key, g in groups.items():
@@ -240,29 +275,45 @@ def clip_record(path: str, intrinsics: FisheyeIntrinsics | None = None) -> ClipR
         except Exception as exc:
             warnings = [f"could not look for intrinsics.json: {type(exc).__name__}"]
     key = Path(path.rsplit("/", 1)[-1]).stem
-    opener = (lambda: _open_binary(path)) if is_url(path) else (lambda: path)
+    opener = (lambda: _open_binary(path)) if is_url(path) else (lambda: _regular_path(path))
     return ClipRecord(path, key, open=opener, intrinsics=intrinsics, warnings=warnings)
+
+
+def _regular_path(path: str) -> str:
+    why = not_regular(path)
+    if why:
+        raise ValueError(why)
+    return path
 
 
 def _is_clip_file(p: Path) -> bool:
     return p.is_file() and not p.name.startswith(".") and p.suffix.lower().lstrip(".") in VIDEO_EXTS
 
 
-def iter_inputs(paths: Iterable[str | os.PathLike], intrinsics: FisheyeIntrinsics | None = None) -> Iterator[ClipRecord]:
+def iter_inputs(paths: Iterable[str | os.PathLike],
+                intrinsics: FisheyeIntrinsics | None = None) -> Iterator[ClipRecord]:
     """Records for clips, folders (recursive: clips and .tar shards, sorted) and shards, in argument order."""
     for raw in paths:
         s = str(raw)
-        if is_url(s):
-            yield from (iter_shard(s, intrinsics) if s.lower().endswith(".tar") else [clip_record(s, intrinsics)])
-            continue
-        p = Path(s.removeprefix("file://"))
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.suffix.lower() == ".tar" and q.is_file() or _is_clip_file(q))
-            if not found:
-                yield ClipRecord(s, p.name, error="no video files or .tar shards in this folder")
-            for q in found:
-                yield from (iter_shard(q, intrinsics) if q.suffix.lower() == ".tar" else [clip_record(str(q), intrinsics)])
-        elif p.is_file():
-            yield from (iter_shard(p, intrinsics) if p.suffix.lower() == ".tar" else [clip_record(str(p), intrinsics)])
-        else:
-            yield ClipRecord(s, p.name, error="no such file or folder")
+        try:
+            yield from _records_of(s, intrinsics)
+        except (OSError, ValueError, RecursionError) as exc:  # e.g. a name too long for the file system
+            yield ClipRecord(printable(s), printable(Path(s).name),
+                             error=f"cannot read this input ({type(exc).__name__}: {short(str(exc), 160)})")
+
+
+def _records_of(s: str, intrinsics: FisheyeIntrinsics | None) -> Iterator[ClipRecord]:
+    if is_url(s):
+        yield from (iter_shard(s, intrinsics) if s.lower().endswith(".tar") else [clip_record(s, intrinsics)])
+        return
+    p = Path(s.removeprefix("file://"))
+    if p.is_dir():
+        found = sorted(q for q in p.rglob("*") if q.suffix.lower() == ".tar" and q.is_file() or _is_clip_file(q))
+        if not found:
+            yield ClipRecord(s, p.name, error="no video files or .tar shards in this folder")
+        for q in found:
+            yield from (iter_shard(q, intrinsics) if q.suffix.lower() == ".tar" else [clip_record(str(q), intrinsics)])
+    elif (why := not_regular(p)) is None:
+        yield from (iter_shard(p, intrinsics) if p.suffix.lower() == ".tar" else [clip_record(str(p), intrinsics)])
+    else:
+        yield ClipRecord(printable(s), printable(p.name), error=why)

@@ -114,8 +114,9 @@ def jerk_rms(t_s: np.ndarray, vx: np.ndarray, vy: np.ndarray, n: int) -> np.ndar
     """Per-second RMS jerk (d^2 v / dt^2) of the ego translation velocity, fw/s^3."""
     if len(t_s) < 3:
         return np.zeros(n)
-    jx = np.gradient(np.gradient(vx, t_s), t_s)
-    jy = np.gradient(np.gradient(vy, t_s), t_s)
+    with np.errstate(divide="ignore", invalid="ignore"):  # frames sharing a timestamp: NaN, dropped by the bins
+        jx = np.gradient(np.gradient(vx, t_s), t_s)
+        jy = np.gradient(np.gradient(vy, t_s), t_s)
     return np.sqrt(bin_mean(t_s, jx**2 + jy**2, n))
 
 
@@ -160,7 +161,8 @@ def build_timeline(rows: np.ndarray, duration_s: float, width_px: int, fps: floa
     tl["ego_rot_rad_s"] = bin_mean(t, np.abs(rows[:, COL["ego_rot_rad_s"]]), n)
     tl["ego_zoom_1_s"] = bin_mean(t, rows[:, COL["ego_zoom_1_s"]], n)
     rate = 1.0 / max(float(np.median(np.diff(t))), 1e-3) if len(t) > 1 else (fps or 30.0)  # frame-pair rate
-    tl["bob_hz"], tl["bob_strength"], tl["vert_rms_fw_s"] = bob_spectrum(t, v, n, rate, cfg.bob_window_s, cfg.bob_band_hz)
+    tl["bob_hz"], tl["bob_strength"], tl["vert_rms_fw_s"] = bob_spectrum(t, v, n, rate, cfg.bob_window_s,
+                                                                         cfg.bob_band_hz)
     tl["residual_fw2_s2"] = bin_mean(t, rows[:, COL["residual_fw2_s2"]], n)
     tl["hands_fw2_s2"] = bin_mean(t, rows[:, COL["hands_fw2_s2"]], n)
     tl["jerk_fw_s3"] = jerk_rms(t, u, v, n)

@@ -1,6 +1,9 @@
 """Synthetic test clips with known motion, rendered with OpenCV and encoded with PyAV (ground truth by construction)."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -87,3 +90,54 @@ def bob_clip(path: Path, freq_hz: float = 2.0, amp_px: float = 8.0, seconds: flo
 def still_clip(path: Path, seconds: float = 3.0, seed: int = 4, **kw) -> Path:
     tex = texture(H, W, seed)
     return encode(path, (tex for _ in range(int(seconds * FPS))), **kw)
+
+
+X265 = {"x265-params": "log-level=error", "crf": "18", "preset": "ultrafast"}
+
+
+def has_encoder(name: str) -> bool:
+    try:
+        av.codec.Codec(name, "w")
+        return True
+    except Exception:
+        return False
+
+
+def encode_hevc10(path: Path, frames, fps: int = 30) -> Path | None:
+    """10-bit HEVC (yuv420p10le) of grey frames: PyAV's libx265, else the ffmpeg command; None when neither can."""
+    frames = [np.clip(f, 0, 255).astype(np.uint8) for f in frames]
+    if has_encoder("libx265"):
+        return encode(path, frames, fps, codec="libx265", pix_fmt="yuv420p10le", options=X265)
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        return None
+    h, w = frames[0].shape
+    cmd = [exe, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
+           "-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error", "-preset", "ultrafast",
+           "-crf", "18", str(path)]
+    done = subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), capture_output=True)
+    return Path(path) if done.returncode == 0 else None
+
+
+def pan_frames(n: int, w: int, h: int, speed_px_s: float, fps: int = 30, seed: int = 7):
+    """n frames of a texture panned left at speed_px_s (the content moves left, the camera right)."""
+    tex = texture(h, w + int(speed_px_s * n / fps) + 64, seed)
+    return [shifted(tex, -speed_px_s * i / fps, 0, w, h) for i in range(n)]
+
+
+def retimed(src: Path, dst: Path, seconds_per_frame: float) -> Path:
+    """`src` remuxed (no re-encode) with frame i at i * seconds_per_frame: absurd frame rates on purpose."""
+    tb = Fraction(seconds_per_frame).limit_denominator(10**9) / 1000 if seconds_per_frame < 1 else Fraction(1, 1000)
+    step = round(Fraction(seconds_per_frame) / tb)
+    with av.open(str(src)) as a, av.open(str(dst), "w") as b:
+        vin = a.streams.video[0]
+        out = b.add_stream_from_template(vin)
+        out.time_base = tb
+        packets = [p for p in a.demux(vin) if p.dts is not None]
+        order = sorted(range(len(packets)), key=lambda i: packets[i].pts)
+        rank = {i: r for r, i in enumerate(order)}
+        for i, pkt in enumerate(packets):
+            pkt.stream = out
+            pkt.pts, pkt.dts, pkt.time_base = rank[i] * step, i * step - 2 * step, tb
+            b.mux(pkt)
+    return dst

@@ -18,7 +18,8 @@ from .conftest import BAD, GOOD
 REPO = Path(__file__).resolve().parents[3]
 CFG = CalorimeterConfig(pose_weights="/nonexistent/weights.pt")
 NO_POSE = ["--pose-weights", "/nonexistent/weights.pt"]
-FIELDS = ("path", "ok", "error", "duration_s", "frames", "fps", "width", "height", "codec", "activity_s", "idle_fraction",
+FIELDS = ("path", "ok", "error", "duration_s", "frames", "fps", "width", "height", "codec", "activity_s",
+          "idle_fraction",
           "met_mean", "kcal", "body_mass_kg", "motion_energy", "events", "tensor_shape", "pose")
 
 
