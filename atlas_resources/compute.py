@@ -31,7 +31,8 @@ class ComputeResource(dg.ConfigurableResource):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = cuda if available else cpu.")
     batch_size: int = Field(default=16, gt=0, description="Items per model batch.")
     threads: int = Field(default=0, ge=0, description="CPU worker threads; 0 = all cores.")
-    pose_weights: str | None = Field(default=None, description="Path of pose-model weights, or None.")
+    pose_weights: str | None = Field(default=None, description="Path of pose-model weights (.pt, loaded weights-only), "
+                                     "or None.")
 
     def resolved_device(self) -> str:
         """'cuda' or 'cpu'. 'cuda' requested without a usable GPU is an error."""
@@ -48,12 +49,19 @@ class ComputeResource(dg.ConfigurableResource):
         return self.threads or (os.cpu_count() or 1)
 
     def pose_weights_path(self) -> Path | None:
-        """Pose weights as a Path (must exist), or None."""
+        """Pose weights as a Path (must be a regular file), or None.
+
+        The file is only located here. It is read by ``atlas_core.video.pose.load_model`` (the video asset passes
+        ``pose_weights`` through ``CalorimeterConfig``), which never unpickles it: ultralytics' restricted
+        weights-only loader, or pose disabled with the reason.
+        """
         if self.pose_weights is None:
             return None
         path = Path(self.pose_weights).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"pose_weights not found: {path}")
+        if not path.is_file():
+            raise ValueError(f"pose_weights is not a regular file: {path}")
         return path
 
     def describe(self) -> dict[str, Any]:

@@ -3,7 +3,16 @@
 Weights are never downloaded: they come from a configured path (CalorimeterConfig.pose_weights, else
 $ATLAS_POSE_WEIGHTS, else ~/.cache/energy_atlas/models/yolo11n-pose.pt). Without weights the result says
 ``pose: disabled (no weights at ...)`` and the pose columns are null, never zeros. A ``*.yaml`` model spec
-(e.g. the bundled ``yolo11n-pose.yaml``) builds a randomly initialised network: plumbing and speed tests only.
+names one of ultralytics' bundled specs (e.g. ``yolo11n-pose.yaml``) and builds a randomly initialised network:
+plumbing and speed tests only.
+
+Nothing a user hands us is unpickled. A ``.pt`` is a pickle, and ultralytics' default loader runs
+``torch.load(weights_only=False)``, so a planted file runs code. The weights are read with ultralytics' restricted
+loader instead (``torch_safe_load(safe_only=True)``, the per-call form of ``ULTRALYTICS_SAFE_LOAD``):
+``torch.load(weights_only=True)`` with an allow-list of ultralytics' and torch's layer classes, and model
+construction without ``eval``. Anything else (a pickle naming ``os.system``, a TorchScript archive, a plain
+pickle) is refused and pose is disabled with that reason. A ``.yaml`` file of the user's is refused as well:
+ultralytics ``eval``s its ``activation`` and looks its layer names up among arbitrary functions.
 
 Keypoint speed: people in consecutive samples are matched greedily by the distance of their mean visible
 keypoint (at most `max_match_fw` frame widths apart); a person's speed is the mean displacement of the
@@ -12,12 +21,16 @@ keypoints visible (conf >= min_conf) in both samples over the time between them,
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..safe_load import short
 from .config import CalorimeterConfig, default_pose_weights
+
+MAX_WEIGHTS_BYTES = 1 << 30  # yolo11x-pose.pt is ~120 MB
 
 
 @dataclass(frozen=True)
@@ -41,9 +54,77 @@ def resolve_weights(cfg: CalorimeterConfig) -> tuple[str | None, str]:
     spec = str(cfg.pose_weights) if cfg.pose_weights else str(default_pose_weights())
     if spec.endswith((".yaml", ".yml")):
         return spec, f"random weights from {Path(spec).name} (plumbing/speed only, keypoints meaningless)"
-    if not Path(spec).is_file():
+    if not Path(spec).exists():
         return None, f"no weights at {spec}"
     return spec, f"weights {spec}"
+
+
+class WeightsRefused(ValueError):
+    """Pose weights that are not loaded (unsafe, not a checkpoint, not a pose model); one-line message."""
+
+
+def _bundled_yaml(spec: str) -> dict:
+    """The model dict of one of ultralytics' own specs, by bare name (``yolo11n-pose.yaml`` -> yolo11-pose.yaml,
+    scale n), never a file of the user's or one in the working directory."""
+    import re
+
+    import ultralytics
+    from ultralytics.nn.tasks import guess_model_scale
+    from ultralytics.utils import YAML
+
+    if Path(spec).name != spec:
+        raise WeightsRefused(f"{short(spec)}: only ultralytics' bundled model specs are accepted, by bare name "
+                             "(a .yaml file can run code: ultralytics evals parts of it)")
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", Path(spec).stem) + Path(spec).suffix
+    root = Path(ultralytics.__file__).parent / "cfg" / "models"
+    found = sorted(p for name in {spec, unified} for p in root.rglob(name))
+    if not found:
+        raise WeightsRefused(f"{short(spec)}: not one of ultralytics' bundled model specs")
+    d = YAML.load(found[0])
+    d["scale"], d["yaml_file"] = guess_model_scale(spec), spec
+    return d
+
+
+def _net_from_yaml(spec: str):
+    from ultralytics.nn.tasks import PoseModel
+
+    return PoseModel(_bundled_yaml(spec), verbose=False)
+
+
+def load_weights(path: str | os.PathLike):
+    """The pose network (torch.nn.Module, fp32) of an ultralytics ``.pt``, loaded without running its pickle.
+
+    Raises WeightsRefused (one line) for anything but a regular ``.pt`` file that ultralytics' restricted loader
+    (``torch.load(weights_only=True)`` + its allow-list of layer classes) reads as a pose model.
+    """
+    import stat
+
+    import torch
+    from ultralytics.nn.tasks import torch_safe_load
+
+    p = Path(path).expanduser().absolute()  # absolute: ultralytics re-downloads a bare official name it cannot read
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise WeightsRefused(f"cannot read {p} ({exc.strerror or type(exc).__name__})") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_WEIGHTS_BYTES or p.suffix.lower() != ".pt":
+        raise WeightsRefused(f"{p}: not a regular .pt file of at most {MAX_WEIGHTS_BYTES >> 20} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing a plain pickle
+            ckpt, _ = torch_safe_load(str(p), safe_only=True)
+    except Exception as exc:  # the restricted unpickler's refusal, or a damaged file
+        raise WeightsRefused(f"refused {p.name}: {_first_line(exc)}") from None
+    net = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(net, torch.nn.Module) or getattr(net, "task", "pose") != "pose" or not hasattr(net, "names"):
+        raise WeightsRefused(f"{p.name}: not an ultralytics pose checkpoint")
+    return net.float()
+
+
+def _first_line(exc: BaseException) -> str:
+    """ultralytics' message without its emoji and advice, on one line and truncated."""
+    text = str(exc).replace("ERROR ❌️", "").split(" Use an official")[0].split("\n")[0]
+    return short(" ".join(text.split()) or type(exc).__name__, 200)[1:-1]
 
 
 def load_model(cfg: CalorimeterConfig):
@@ -55,7 +136,7 @@ def load_model(cfg: CalorimeterConfig):
     os.environ.setdefault("YOLO_VERBOSE", "False")
     try:
         import torch
-        from ultralytics import YOLO
+        import ultralytics  # noqa: F401
     except ImportError as exc:
         return None, PoseStatus(False, f"ultralytics/torch not installed ({exc.name})")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
@@ -63,9 +144,12 @@ def load_model(cfg: CalorimeterConfig):
     if cfg.device == "cpu":
         torch.set_num_threads(cfg.resolved_threads())
     try:
-        net = PoseNet(YOLO(spec, task="pose"), cfg.device, cfg.pose_conf)
-    except Exception as exc:  # a corrupt or wrong weights file
-        return None, PoseStatus(False, f"cannot load pose weights {spec}: {str(exc).splitlines()[0][:160]}")
+        module = _net_from_yaml(spec) if spec.endswith((".yaml", ".yml")) else load_weights(spec)
+        net = PoseNet(module, cfg.device, cfg.pose_conf)
+    except WeightsRefused as exc:
+        return None, PoseStatus(False, f"cannot load pose weights: {exc}")
+    except Exception as exc:  # a checkpoint that loads but does not run
+        return None, PoseStatus(False, f"cannot load pose weights {short(spec)}: {_first_line(exc)}")
     return net, PoseStatus(True, reason)
 
 
@@ -74,12 +158,13 @@ class PoseNet:
     does), one batched forward pass, ultralytics' NMS for the person class. Skipping YOLO.predict's pipeline
     saves ~150 MB of resident memory on CPU (measured: 667 vs 816 MB after the first inference)."""
 
-    def __init__(self, yolo, device: str, conf: float, iou: float = 0.7):
+    def __init__(self, module, device: str, conf: float, iou: float = 0.7):
+        """`module`: the ultralytics PoseModel (``YOLO(...).model``, or what `load_weights` returns)."""
         import torch
         from ultralytics.utils.nms import non_max_suppression
 
         self.torch, self.nms = torch, non_max_suppression
-        self.net = yolo.model.to(device).eval().fuse(verbose=False)  # conv+BN fused, as YOLO.predict does
+        self.net = module.to(device).eval().fuse(verbose=False)  # conv+BN fused, as YOLO.predict does
         self.nc = len(self.net.names)
         self.kpt_shape = tuple(getattr(self.net, "kpt_shape", None) or self.net.yaml.get("kpt_shape", (17, 3)))
         self.device, self.conf, self.iou = device, conf, iou
@@ -106,7 +191,8 @@ class PoseNet:
         return out
 
 
-def run_batch(model: PoseNet, frames: list[np.ndarray], times_s: list[float], cfg: CalorimeterConfig) -> list[PoseSample]:
+def run_batch(model: PoseNet, frames: list[np.ndarray], times_s: list[float],
+              cfg: CalorimeterConfig) -> list[PoseSample]:
     """One batched forward pass over RGB frames; keypoints scaled to frame widths."""
     return [PoseSample(t, xy / f.shape[1], conf) for t, f, (xy, conf) in zip(times_s, frames, model(frames))]
 
