@@ -80,11 +80,13 @@ def patch_clip(path: Path, speed_px_s: float = 90.0, side_px: int = 160, seconds
     return encode(path, (frame(i) for i in range(n))), side_px * side_px / (W * H)
 
 
-def bob_clip(path: Path, freq_hz: float = 2.0, amp_px: float = 8.0, seconds: float = 6.0, seed: int = 3) -> Path:
+def bob_clip(path: Path, freq_hz: float = 2.0, amp_px: float = 8.0, seconds: float = 6.0, seed: int = 3,
+             **kw) -> Path:
     """A textured scene bobbing vertically: y(t) = amp sin(2 pi f t) (head bob of a walking worker)."""
     tex = texture(H + 64, W, seed)
     n = int(seconds * FPS)
-    return encode(path, (shifted(tex, 0, -32 + amp_px * np.sin(2 * np.pi * freq_hz * i / FPS), W, H) for i in range(n)))
+    return encode(path, (shifted(tex, 0, -32 + amp_px * np.sin(2 * np.pi * freq_hz * i / FPS), W, H)
+                         for i in range(n)), **kw)
 
 
 def still_clip(path: Path, seconds: float = 3.0, seed: int = 4, **kw) -> Path:

@@ -1,4 +1,5 @@
-"""Camera intrinsics: implausible models refused in one line; a model that does not fit a clip costs only undistortion."""
+"""Camera intrinsics: implausible models refused in one line; a model that does not fit a clip costs only
+undistortion."""
 from __future__ import annotations
 
 import json

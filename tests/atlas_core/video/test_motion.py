@@ -84,3 +84,28 @@ def test_still_scene_is_idle(clips):
     r = analyze_clip(clips["still"], CFG)
     assert r.ok, r.error
     assert r.summary["idle_fraction"] == 1.0 and r.summary["met_mean"] == pytest.approx(1.3)
+
+
+def test_strided_frames_are_handled():
+    """Frames that are views into wider buffers (not C-contiguous) go through DIS: OpenCV 5 asserts on them."""
+    from .synth import shifted, texture
+
+    tex = texture(120, 400, 5)
+    eng = FlowEngine(200, 112, "ultrafast", finest_scale=1)
+    ms = []
+    for i in range(6):
+        wide = np.zeros((112, 256), np.uint8)
+        wide[:, :200] = shifted(tex, -2.0 * i, 0, 200, 112).astype(np.uint8)
+        view = wide[:, :200]
+        assert not view.flags.c_contiguous
+        m = eng.step(view, i / 30)
+        if m is not None:
+            ms.append(m.ego_u_fw_s)
+    # content moves 2 px left per frame at 30 fps: -60 px/s = -0.3 fw/s at 200 px
+    np.testing.assert_allclose(ms, -2.0 * 30 / 200, rtol=0.05)
+
+
+@pytest.mark.parametrize("w,h,scale", [(256, 14, 1), (16, 16, 2), (2, 2, 0)])
+def test_frames_too_small_for_dis_are_refused(w, h, scale):
+    with pytest.raises(ValueError, match="too small for optical flow"):
+        FlowEngine(w, h, "ultrafast", finest_scale=scale)
