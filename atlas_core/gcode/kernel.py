@@ -5,7 +5,7 @@ motion blocks to preallocated output arrays. Everything that must survive a chun
 in the ``fs`` (float) / ``is_`` (int) state vectors and the look-ahead block buffer ``blk``, so
 processing a file in chunks gives exactly the result of processing it whole.
 
-Planner: trapezoidal velocity profiles with Marlin/Grbl look-ahead (forward and reverse passes over
+Planner: trapezoidal velocity profiles with Marlin/Grbl look-ahead (reverse then forward pass over
 the block queue, then trapezoid recalculation), per-axis feedrate/acceleration limits and classic
 per-axis jerk at junctions, as in Marlin 1.x ``planner.cpp`` and PrusaSlicer's time estimator
 (``GCodeProcessor``: the queue is re-planned when it exceeds 256 blocks, keeping the newest 64 open
@@ -66,6 +66,7 @@ I_EXTRUDED = 16  # 1 once any extrusion happened
 I_LAYERS_Z = 17  # layers counted from Z of extrusions
 I_ARCS = 18
 I_M82_SEEN, I_M83_SEEN = 19, 20
+I_HEAD_FIXED = 21  # block 0 of the queue follows emitted blocks: its entry speed is committed
 NI = 24
 
 # flavors
@@ -73,11 +74,11 @@ FL_UNKNOWN, FL_MARLIN, FL_MARLIN2, FL_REPRAP, FL_RRF, FL_KLIPPER, FL_SAILFISH, F
 
 # ---------------------------------------------------------------- block buffer columns
 B_X0, B_Y0, B_Z0, B_X1, B_Y1, B_Z1, B_E = 0, 1, 2, 3, 4, 5, 6
-B_DIST, B_ACC, B_CRUISE, B_ENTRY, B_MAXENTRY, B_SAFE, B_NOMINAL, B_RECALC = 7, 8, 9, 10, 11, 12, 13, 14
-B_ACC_UNTIL, B_DEC_AFTER, B_CRUISE_V = 15, 16, 17
-B_HOT, B_BED, B_CHAMBER, B_FAN = 18, 19, 20, 21
-B_KIND, B_TOOL, B_LAYER, B_LINE = 22, 23, 24, 25
-NB = 26
+B_DIST, B_ACC, B_CRUISE, B_ENTRY, B_MAXENTRY, B_SAFE, B_RECALC = 7, 8, 9, 10, 11, 12, 13
+B_ACC_UNTIL, B_DEC_AFTER, B_CRUISE_V = 14, 15, 16
+B_HOT, B_BED, B_CHAMBER, B_FAN = 17, 18, 19, 20
+B_KIND, B_TOOL, B_LAYER, B_LINE = 21, 22, 23, 24
+NB = 25
 QUEUE_REFRESH = 256  # re-plan when the queue exceeds this many blocks (PrusaSlicer GCodeProcessor)
 QUEUE_KEEP = 64  # newest blocks kept open for look-ahead
 BLK_CAP = QUEUE_REFRESH + 8
@@ -299,32 +300,61 @@ def _block_time(blk, b):
     return t
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _reverse_kernel(blk, c, nxt):
+    """Marlin ``Planner::reverse_pass_kernel``: highest entry of block c that still decelerates to nxt's entry.
+
+    Deliberate difference from Marlin 1.x and PrusaSlicer: the braking limit is applied to every block,
+    where their kernels skip blocks flagged ``nominal_length`` and blocks already at their maximum entry
+    speed. Those shortcuts are exact only if every block can brake from its nominal speed to any junction
+    speed within its length; Marlin ensures that by sizing ``nominal_length`` against MINIMUM_PLANNER_SPEED,
+    PrusaSlicer (and this planner) size it against the block's own safe speed, and the next junction can be
+    slower than that (a reversal: the jerk limit halves it). With the shortcuts, up to 71 blocks of a corpus
+    file entered faster than they can brake. Where a shortcut is exact, the full test gives the same speed.
+    """
+    v = min(blk[c, B_MAXENTRY], _max_allowable_speed(-blk[c, B_ACC], blk[nxt, B_ENTRY], blk[c, B_DIST]))
+    if v != blk[c, B_ENTRY]:
+        blk[c, B_ENTRY] = v
+        blk[c, B_RECALC] = 1.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _forward_kernel(blk, prev, b):
+    """Marlin ``Planner::forward_pass_kernel``: lower block b's entry to what prev can accelerate to.
+
+    Applied to every block, not only after non-``nominal_length`` ones (see ``_reverse_kernel``: an entry
+    lowered below the safe speed by the reverse pass voids the nominal-length guarantee).
+    """
+    if blk[prev, B_ENTRY] < blk[b, B_ENTRY]:
+        v = _max_allowable_speed(-blk[prev, B_ACC], blk[prev, B_ENTRY], blk[prev, B_DIST])
+        if v < blk[b, B_ENTRY]:
+            blk[b, B_ENTRY] = v
+            blk[b, B_RECALC] = 1.0
+
+
 @njit(cache=True, nogil=True)
 def _finish_blocks(fs, is_, blk, keep, out_f, out_i, n_out):
-    """Re-plan the queue (forward, reverse, trapezoids) and emit all but the newest ``keep`` blocks."""
+    """Re-plan the queue and emit all but the newest ``keep`` blocks.
+
+    Order as Marlin's ``Planner::recalculate`` (reverse_pass, forward_pass, recalculate_trapezoids) and
+    PrusaSlicer's ``GCodeProcessor::TimeMachine::calculate_time`` since 2.8.1 (SPE-2397; 2.8.0 and older ran
+    the forward pass first, which lets the reverse pass raise an entry the forward pass had lowered).
+    Block 0 of a queue that follows emitted blocks keeps its entry speed, the exit of the block emitted
+    before it (PrusaSlicer SPE-2441; Marlin never re-plans a block being executed); the newest block ends
+    at its safe speed.
+    """
     n = is_[I_NBLK]
     if n == 0:
         return n_out
-    if n >= 2:
-        for i in range(n - 1):  # forward pass
-            if blk[i, B_NOMINAL] == 0.0 and blk[i, B_ENTRY] < blk[i + 1, B_ENTRY]:
-                v = min(blk[i + 1, B_ENTRY], _max_allowable_speed(-blk[i, B_ACC], blk[i, B_ENTRY], blk[i, B_DIST]))
-                if v != blk[i + 1, B_ENTRY]:
-                    blk[i + 1, B_ENTRY] = v
-                    blk[i + 1, B_RECALC] = 1.0
-        for i in range(n - 1, 0, -1):  # reverse pass
-            c = i - 1
-            if blk[c, B_ENTRY] != blk[c, B_MAXENTRY]:
-                if blk[c, B_NOMINAL] == 0.0 and blk[c, B_MAXENTRY] > blk[i, B_ENTRY]:
-                    blk[c, B_ENTRY] = min(blk[c, B_MAXENTRY],
-                                          _max_allowable_speed(-blk[c, B_ACC], blk[i, B_ENTRY], blk[c, B_DIST]))
-                else:
-                    blk[c, B_ENTRY] = blk[c, B_MAXENTRY]
-                blk[c, B_RECALC] = 1.0
-        for i in range(n - 1):
-            if blk[i, B_RECALC] != 0.0 or blk[i + 1, B_RECALC] != 0.0:
-                _trapezoid(blk, i, blk[i + 1, B_ENTRY])
-                blk[i, B_RECALC] = 0.0
+    first = 1 if is_[I_HEAD_FIXED] != 0 else 0
+    for i in range(n - 1, first, -1):  # reverse pass
+        _reverse_kernel(blk, i - 1, i)
+    for i in range(n - 1):  # forward pass
+        _forward_kernel(blk, i, i + 1)
+    for i in range(n - 1):  # trapezoids of the blocks whose entry or exit changed
+        if blk[i, B_RECALC] != 0.0 or blk[i + 1, B_RECALC] != 0.0:
+            _trapezoid(blk, i, blk[i + 1, B_ENTRY])
+            blk[i, B_RECALC] = 0.0
     _trapezoid(blk, n - 1, blk[n - 1, B_SAFE])
     blk[n - 1, B_RECALC] = 0.0
     n_emit = n - keep
@@ -364,6 +394,7 @@ def _finish_blocks(fs, is_, blk, keep, out_f, out_i, n_out):
             for c in range(NB):
                 blk[i, c] = blk[n_emit + i, c]
     is_[I_NBLK] = keep
+    is_[I_HEAD_FIXED] = 1 if keep > 0 else 0
     return n_out
 
 
@@ -515,6 +546,9 @@ def _add_block_inline(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f
                     limited = True
             if limited:
                 vmax_junction *= v_factor
+            # Marlin 1.x / PrusaSlicer: if both blocks can start/stop at their safe speeds anyway, start this
+            # one at its own safe speed. The junction may then exceed the previous block's cruise speed (its
+            # O_VOUT > O_VCRUISE): an instantaneous step the jerk limit allows.
             thr = vmax_junction * 0.99
             if fs[F_PREV_SAFE] > thr and safe > thr:
                 vmax_junction = safe
@@ -534,6 +568,8 @@ def _add_block_inline(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f
                     vmax_junction = min(math.sqrt(v2), cruise, fs[F_PREV_FEED])
             else:
                 vmax_junction = safe
+    # entry from which the block can still brake to its safe speed (PrusaSlicer; Marlin brakes to
+    # MINIMUM_PLANNER_SPEED): the newest block of the queue ends at its safe speed
     v_allow = _max_allowable_speed(-acc, safe, dist)
     b = is_[I_NBLK]
     blk[b, B_X0] = fs[F_X]
@@ -549,7 +585,6 @@ def _add_block_inline(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f
     blk[b, B_ENTRY] = min(vmax_junction, v_allow)
     blk[b, B_MAXENTRY] = vmax_junction
     blk[b, B_SAFE] = safe
-    blk[b, B_NOMINAL] = 1.0 if cruise <= v_allow else 0.0
     blk[b, B_RECALC] = 1.0
     blk[b, B_HOT] = fs[F_HOT]
     blk[b, B_BED] = fs[F_BED]
