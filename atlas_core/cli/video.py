@@ -54,7 +54,8 @@ def _config(args):
 def run(args) -> int:
     try:
         from atlas_core.video import FisheyeIntrinsics, analyze_clip, iter_inputs, load_model
-        from atlas_core.atomic import dumps_strict, inside, safe_name, write_text_atomic
+        from atlas_core.atomic import dumps_strict, write_text_atomic
+        from atlas_core.outputs import OutputNames
     except ImportError as exc:
         return _usage(f"video extras missing ({exc.name}); install with pip install -e '.[video]'")
     try:
@@ -78,7 +79,7 @@ def run(args) -> int:
     except ValueError as exc:
         return _usage(str(exc))
 
-    records, used = [], set()
+    records, names = [], (OutputNames(out, default="clip", basename=False) if out is not None else None)
     view = None if args.json else _RichView(status)
     try:
         for rec in iter_inputs(args.paths, intr):
@@ -86,7 +87,7 @@ def run(args) -> int:
                 view.start(rec.path)
             res = analyze_clip(rec, cfg, model, status)
             if out is not None and res.tensor is not None:
-                _write_tensor(res, out, args.hdf5, used, inside, safe_name)
+                _write_tensor(res, args.hdf5, names)
             records.append(res.summary)
             if args.json:
                 print(dumps_strict(res.summary), flush=True)
@@ -102,9 +103,9 @@ def run(args) -> int:
     return 0 if records and all(r["ok"] for r in records) else 1
 
 
-def _write_tensor(res, out: Path, hdf5: bool, used: set, inside, safe_name) -> None:
-    name = safe_name(res.summary.get("key") or res.path, used) + (".h5" if hdf5 else ".zarr")
-    target = inside(out, out / name)
+def _write_tensor(res, hdf5: bool, names) -> None:
+    name = names.claim(res.summary.get("key") or res.path) + (".h5" if hdf5 else ".zarr")
+    target = names.path(name)
     res.summary["tensor_path"] = str(target)
     try:
         res.tensor.summary = res.summary

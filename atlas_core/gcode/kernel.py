@@ -34,7 +34,7 @@ F_JERK = 26  # 26..29 max jerk x,y,z,e mm/s
 F_ACC, F_ACC_MAX, F_RACC, F_RACC_MAX, F_TACC, F_TACC_MAX = 30, 31, 32, 33, 34, 35
 F_MIN_FEED, F_MIN_TRAVEL = 36, 37
 F_JD, F_SCV = 38, 39  # junction deviation mm, square corner velocity mm/s
-F_FW_LEN, F_FW_FEED, F_FW_REC_FEED, F_FW_ZHOP = 40, 41, 42, 43
+F_FW_LEN, F_FW_FEED, F_FW_REC_FEED = 40, 41, 42  # firmware retraction M207/M208 (43 unused)
 F_PREV_FEED, F_PREV_SAFE = 44, 45
 F_PREV_AX = 46  # 46..49 previous block's axis feedrates
 F_HOME_F = 50  # 50..52 homing feedrate x,y,z
@@ -65,12 +65,12 @@ I_MAX_SEG_HIT = 15
 I_EXTRUDED = 16  # 1 once any extrusion happened
 I_LAYERS_Z = 17  # layers counted from Z of extrusions
 I_ARCS = 18
-I_M82_SEEN, I_M83_SEEN = 19, 20
-I_HEAD_FIXED = 21  # block 0 of the queue follows emitted blocks: its entry speed is committed
+I_HEAD_FIXED = 19  # block 0 of the queue follows emitted blocks: its entry speed is committed
 NI = 24
 
 # flavors
-FL_UNKNOWN, FL_MARLIN, FL_MARLIN2, FL_REPRAP, FL_RRF, FL_KLIPPER, FL_SAILFISH, FL_MAKERWARE, FL_SMOOTHIE, FL_REPETIER = range(10)
+(FL_UNKNOWN, FL_MARLIN, FL_MARLIN2, FL_REPRAP, FL_RRF, FL_KLIPPER, FL_SAILFISH, FL_MAKERWARE, FL_SMOOTHIE,
+ FL_REPETIER) = range(10)
 
 # ---------------------------------------------------------------- block buffer columns
 B_X0, B_Y0, B_Z0, B_X1, B_Y1, B_Z1, B_E = 0, 1, 2, 3, 4, 5, 6
@@ -90,9 +90,16 @@ NO = 18
 OI_KIND, OI_TOOL, OI_LAYER, OI_LINE, OI_WAIT = 0, 1, 2, 3, 4  # OI_WAIT: heater of a wait row
 NOI = 5
 
+# ---------------------------------------------------------------- word slots of a parsed line
+# vals[W_x] / has[W_x]: the number after letter x and whether it was given (slot = letter - 'A')
+W_A = 0
+W_E, W_F, W_I, W_J, W_L, W_P, W_R, W_S, W_T, W_X, W_Y, W_Z = 4, 5, 8, 9, 11, 15, 17, 18, 19, 23, 24, 25
+N_WORDS = 26
+AXIS_WORDS = (W_X, W_Y, W_Z, W_E)  # word of machine axis 0..3
+
 # kinds (see moves.py)
 K_TRAVEL, K_EXTRUDE, K_RETRACT, K_UNRETRACT, K_DWELL, K_HEAT_WAIT, K_HOMING = 0, 1, 2, 3, 4, 5, 6
-W_NONE, W_HOTEND, W_BED, W_CHAMBER = 0, 1, 2, 3
+HEATER_NONE, HEATER_HOTEND, HEATER_BED, HEATER_CHAMBER = 0, 1, 2, 3  # OI_WAIT codes
 
 MAX_ABS_MM = 1.0e6  # words beyond +-1 km are treated as malformed
 MAX_ARC_SEGMENTS = 20000
@@ -207,12 +214,11 @@ P_ACCEL_TO_DECEL = _pat("ACCEL_TO_DECEL=")
 P_ACCEL = _pat("ACCEL=")
 P_VELOCITY = _pat("VELOCITY=")
 P_SCV = _pat("SQUARE_CORNER_VELOCITY=")
-P_G10_RETRACT = _pat("G10")
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _parse_words(buf, i, end, vals, has):
-    """Parse letter-number words from buf[i:end] into vals/has (26 letters). Returns bad-word count.
+    """Parse letter-number words from buf[i:end] into vals/has (slot W_A..W_Z). Returns bad-word count.
 
     has[k] = 1: letter with a valid finite number; 2: bare letter (e.g. ``G28 X``).
     Comments ``;``/``( )`` and checksums ``*NN`` end or skip as in RepRap/Marlin.
@@ -387,7 +393,7 @@ def _finish_blocks(fs, is_, blk, keep, out_f, out_i, n_out):
         out_i[OI_TOOL, o] = int(blk[i, B_TOOL])
         out_i[OI_LAYER, o] = int(blk[i, B_LAYER])
         out_i[OI_LINE, o] = int(blk[i, B_LINE])
-        out_i[OI_WAIT, o] = W_NONE
+        out_i[OI_WAIT, o] = HEATER_NONE
         n_out += 1
     if keep > 0:
         for i in range(keep):
@@ -648,7 +654,7 @@ def _add_block(fs, is_, blk, x1, y1, z1, e1, feed, kind_hint, line, out_f, out_i
 @njit(cache=True, nogil=True, inline="always")
 def _target(fs, is_, vals, has, axis, rel):
     """Absolute machine target of an axis word (X=0,Y=1,Z=2,E=3) honouring G91/M83, G92 and units."""
-    letter = (23, 24, 25, 4)[axis]
+    letter = AXIS_WORDS[axis]
     cur = fs[F_X + axis]
     if has[letter] != 1:
         return cur
@@ -669,8 +675,8 @@ def _arc(fs, is_, blk, vals, has, clockwise, line, out_f, out_i, n_out, feed):
     e1 = _target(fs, is_, vals, has, 3, rel_e)
     x0, y0, z0, e0 = fs[F_X], fs[F_Y], fs[F_Z], fs[F_E]
     u = fs[F_UNITS]
-    if has[17] == 1 and has[8] != 1 and has[9] != 1:  # R form
-        r = vals[17] * u
+    if has[W_R] == 1 and has[W_I] != 1 and has[W_J] != 1:  # R form
+        r = vals[W_R] * u
         dxm, dym = x1 - x0, y1 - y0
         d = math.sqrt(dxm * dxm + dym * dym)
         if d == 0.0 or abs(r) < d / 2.0 - 1e-9:
@@ -681,8 +687,8 @@ def _arc(fs, is_, blk, vals, has, clockwise, line, out_f, out_i, n_out, feed):
         cx = mx + sgn * h * dym / d
         cy = my - sgn * h * dxm / d
     else:
-        cx = x0 + (vals[8] * u if has[8] == 1 else 0.0)
-        cy = y0 + (vals[9] * u if has[9] == 1 else 0.0)
+        cx = x0 + (vals[W_I] * u if has[W_I] == 1 else 0.0)
+        cy = y0 + (vals[W_J] * u if has[W_J] == 1 else 0.0)
     r0x, r0y = x0 - cx, y0 - cy
     r1x, r1y = x1 - cx, y1 - cy
     radius = math.sqrt(r0x * r0x + r0y * r0y)
@@ -722,11 +728,11 @@ def _arc(fs, is_, blk, vals, has, clockwise, line, out_f, out_i, n_out, feed):
 @njit(cache=True, nogil=True)
 def _arc_segments(fs, is_, vals, has):
     """Upper bound of the chords an arc line will produce (for output space checks)."""
-    dx = (vals[8] if has[8] == 1 else 0.0)
-    dy = (vals[9] if has[9] == 1 else 0.0)
+    dx = (vals[W_I] if has[W_I] == 1 else 0.0)
+    dy = (vals[W_J] if has[W_J] == 1 else 0.0)
     r = math.sqrt(dx * dx + dy * dy)
-    if has[17] == 1:
-        r = max(r, abs(vals[17]))
+    if has[W_R] == 1:
+        r = max(r, abs(vals[W_R]))
     seg = fs[F_ARC_SEG] if fs[F_ARC_SEG] > 0 else 1.0
     n = int(2.0 * math.pi * r * fs[F_UNITS] / seg) + 2
     return min(n, MAX_ARC_SEGMENTS + 2)
@@ -792,8 +798,8 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
     """
     n = buf.shape[0]
     cap = out_f.shape[1]
-    vals = np.zeros(26, np.float64)
-    has = np.zeros(26, np.int8)
+    vals = np.zeros(N_WORDS, np.float64)
+    has = np.zeros(N_WORDS, np.int8)
     i = start
     while i < n:
         # line bounds
@@ -861,7 +867,7 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
             i = nxt
             continue
         code = int(num)
-        for q in range(26):
+        for q in range(N_WORDS):
             has[q] = 0
         bad = 0
         if (c == 71 or c == 77) and not (c == 77 and (code == 117 or code == 118 or code == 23 or code == 28
@@ -870,9 +876,9 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
         if c == 71:  # ---------------------------------------------------------- G
             if code == 0 or code == 1 or code == 2 or code == 3:
                 is_[I_BAD_WORDS] += bad
-                if has[5] == 1:  # F
-                    if vals[5] > 0.0:
-                        fs[F_FEED] = vals[5] * fs[F_UNITS] / 60.0
+                if has[W_F] == 1:
+                    if vals[W_F] > 0.0:
+                        fs[F_FEED] = vals[W_F] * fs[F_UNITS] / 60.0
                     else:
                         is_[I_BAD_WORDS] += 1
                 if code <= 1:
@@ -894,17 +900,17 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                     n_out = _arc(fs, is_, blk, vals, has, code == 2, line_no, out_f, out_i, n_out, fs[F_FEED])
             elif code == 4:  # dwell: P ms, S s
                 dur = 0.0
-                if has[15] == 1:
-                    dur += max(0.0, vals[15]) / 1000.0
-                if has[18] == 1:
-                    dur += max(0.0, vals[18])
+                if has[W_P] == 1:
+                    dur += max(0.0, vals[W_P]) / 1000.0
+                if has[W_S] == 1:
+                    dur += max(0.0, vals[W_S])
                 dur = min(dur, 7 * 86400.0)
                 n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
                 if dur > 0.0:
-                    n_out = _emit_static(fs, is_, out_f, out_i, n_out, K_DWELL, dur, W_NONE, line_no)
+                    n_out = _emit_static(fs, is_, out_f, out_i, n_out, K_DWELL, dur, HEATER_NONE, line_no)
                 fs[F_DWELL_S] += dur
             elif code == 10 or code == 11:  # firmware retraction (G10 with P/L = tool offsets/temps)
-                if has[15] != 0 or has[11] != 0 or (code == 10 and (has[23] != 0 or has[24] != 0)):
+                if has[W_P] != 0 or has[W_L] != 0 or (code == 10 and (has[W_X] != 0 or has[W_Y] != 0)):
                     pass
                 elif (code == 10) != (is_[I_FW_RETRACTED] == 1):
                     # Firmware retraction: like the slicers' estimators (PrusaSlicer GCodeProcessor::process_G10)
@@ -920,10 +926,10 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
             elif code == 21:
                 fs[F_UNITS] = 1.0
             elif code == 28:  # homing: named axes (or all) to 0 at the homing feedrate
-                any_axis = has[23] != 0 or has[24] != 0 or has[25] != 0
+                any_axis = has[W_X] != 0 or has[W_Y] != 0 or has[W_Z] != 0
                 n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
                 for a in range(3):
-                    if (not any_axis) or has[23 + a] != 0:
+                    if (not any_axis) or has[W_X + a] != 0:
                         tx = fs[F_X] if a != 0 else 0.0
                         ty = fs[F_Y] if a != 1 else 0.0
                         tz = fs[F_Z] if a != 2 else 0.0
@@ -940,17 +946,17 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                 u = fs[F_UNITS]
                 anyw = False
                 for a in range(3):
-                    L = (23, 24, 25)[a]
+                    L = AXIS_WORDS[a]
                     if has[L] == 1:
                         fs[F_OX + a] = fs[F_X + a] - vals[L] * u
                         anyw = True
-                if has[4] == 1:
-                    fs[F_E] = vals[4] * u
+                if has[W_E] == 1:
+                    fs[F_E] = vals[W_E] * u
                     fs[F_OE] = 0.0
                     anyw = True
                 else:
                     n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
-                if not anyw and has[23] == 0 and has[24] == 0 and has[25] == 0 and has[4] == 0:
+                if not anyw and has[W_X] == 0 and has[W_Y] == 0 and has[W_Z] == 0 and has[W_E] == 0:
                     for a in range(3):
                         fs[F_OX + a] = fs[F_X + a]
                     fs[F_E] = 0.0
@@ -963,29 +969,27 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
             sailfish = flavor == FL_SAILFISH or flavor == FL_MAKERWARE
             if code == 82:
                 is_[I_REL_E] = 0
-                is_[I_M82_SEEN] = 1
             elif code == 83:
                 is_[I_REL_E] = 1
-                is_[I_M83_SEEN] = 1
             elif code in (104, 109, 140, 190, 141, 191) or (code == 6 and sailfish):
                 target = -1.0
-                if has[18] == 1:  # S
-                    target = vals[18]
-                if (code == 109 or code == 190 or code == 191) and has[17] == 1 and not sailfish:  # R
-                    target = vals[17]
-                heater = W_HOTEND
+                if has[W_S] == 1:
+                    target = vals[W_S]
+                if (code == 109 or code == 190 or code == 191) and has[W_R] == 1 and not sailfish:
+                    target = vals[W_R]
+                heater = HEATER_HOTEND
                 if code == 140 or code == 190 or (code == 109 and sailfish):
-                    heater = W_BED
+                    heater = HEATER_BED
                 elif code == 141 or code == 191:
-                    heater = W_CHAMBER
+                    heater = HEATER_CHAMBER
                 wait = (code == 109 and not sailfish) or code == 190 or code == 191 or code == 6
                 if target >= 0.0 and target < 2000.0:
-                    if heater == W_HOTEND:
-                        tool = int(vals[19]) if has[19] == 1 and 0 <= vals[19] < 8 else is_[I_TOOL]
+                    if heater == HEATER_HOTEND:
+                        tool = int(vals[W_T]) if has[W_T] == 1 and 0 <= vals[W_T] < 8 else is_[I_TOOL]
                         fs[F_TEMP_T + tool] = target
                         if tool == is_[I_TOOL]:
                             fs[F_HOT] = target
-                    elif heater == W_BED:
+                    elif heater == HEATER_BED:
                         fs[F_BED] = target
                     else:
                         fs[F_CHAMBER] = target
@@ -993,13 +997,13 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                     n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
                     n_out = _emit_static(fs, is_, out_f, out_i, n_out, K_HEAT_WAIT, 0.0, heater, line_no)
             elif code == 106:
-                if has[15] != 1 or vals[15] == 0:  # part fan (no P or P0)
-                    if has[18] != 1:
+                if has[W_P] != 1 or vals[W_P] == 0:  # part fan (no P or P0)
+                    if has[W_S] != 1:
                         fs[F_FAN] = 1.0
-                    elif flavor == FL_RRF and vals[18] <= 1.0:  # RepRapFirmware: S is a 0..1 fraction
-                        fs[F_FAN] = max(0.0, vals[18])
+                    elif flavor == FL_RRF and vals[W_S] <= 1.0:  # RepRapFirmware: S is a 0..1 fraction
+                        fs[F_FAN] = max(0.0, vals[W_S])
                     else:
-                        fs[F_FAN] = min(1.0, max(0.0, vals[18] / 255.0))
+                        fs[F_FAN] = min(1.0, max(0.0, vals[W_S] / 255.0))
             elif code == 107:
                 fs[F_FAN] = 0.0
             elif code == 201 or code == 203 or code == 566:
@@ -1009,64 +1013,64 @@ def scan(buf, fs, is_, blk, out_f, out_i, n_out, start):
                     unit = 1.0 / 60.0
                 base = F_AMAX if code == 201 else (F_VMAX if code == 203 else F_JERK)
                 for a in range(4):
-                    L = (23, 24, 25, 4)[a]
+                    L = AXIS_WORDS[a]
                     if has[L] == 1 and vals[L] > 0.0:
                         fs[base + a] = vals[L] * unit
-                        if code == 566 and a == 0 and has[24] != 1:
+                        if code == 566 and a == 0 and has[W_Y] != 1:
                             fs[base + 1] = vals[L] * unit
             elif code == 204:
-                if has[18] == 1:  # legacy S: print + travel; T: retract
-                    _set_accel(fs, F_ACC, F_ACC_MAX, vals[18])
-                    _set_accel(fs, F_TACC, F_TACC_MAX, vals[18])
-                    if has[19] == 1:
-                        _set_accel(fs, F_RACC, F_RACC_MAX, vals[19])
+                if has[W_S] == 1:  # legacy S: print + travel; T: retract
+                    _set_accel(fs, F_ACC, F_ACC_MAX, vals[W_S])
+                    _set_accel(fs, F_TACC, F_TACC_MAX, vals[W_S])
+                    if has[W_T] == 1:
+                        _set_accel(fs, F_RACC, F_RACC_MAX, vals[W_T])
                 else:
-                    if has[15] == 1:
-                        _set_accel(fs, F_ACC, F_ACC_MAX, vals[15])
-                    if has[17] == 1:
-                        _set_accel(fs, F_RACC, F_RACC_MAX, vals[17])
-                    if has[19] == 1:
-                        _set_accel(fs, F_TACC, F_TACC_MAX, vals[19])
+                    if has[W_P] == 1:
+                        _set_accel(fs, F_ACC, F_ACC_MAX, vals[W_P])
+                    if has[W_R] == 1:
+                        _set_accel(fs, F_RACC, F_RACC_MAX, vals[W_R])
+                    if has[W_T] == 1:
+                        _set_accel(fs, F_TACC, F_TACC_MAX, vals[W_T])
             elif code == 205:
-                if has[23] == 1 and vals[23] >= 0:
-                    fs[F_JERK + 0] = vals[23]
-                    fs[F_JERK + 1] = vals[23]
-                if has[24] == 1 and vals[24] >= 0:
-                    fs[F_JERK + 1] = vals[24]
-                if has[25] == 1 and vals[25] >= 0:
-                    fs[F_JERK + 2] = vals[25]
-                if has[4] == 1 and vals[4] >= 0:
-                    fs[F_JERK + 3] = vals[4]
-                if has[18] == 1 and vals[18] >= 0:
-                    fs[F_MIN_FEED] = vals[18]
-                if has[19] == 1 and vals[19] >= 0:
-                    fs[F_MIN_TRAVEL] = vals[19]
-                if has[9] == 1 and vals[9] > 0:
-                    fs[F_JD] = vals[9]
+                if has[W_X] == 1 and vals[W_X] >= 0:
+                    fs[F_JERK + 0] = vals[W_X]
+                    fs[F_JERK + 1] = vals[W_X]
+                if has[W_Y] == 1 and vals[W_Y] >= 0:
+                    fs[F_JERK + 1] = vals[W_Y]
+                if has[W_Z] == 1 and vals[W_Z] >= 0:
+                    fs[F_JERK + 2] = vals[W_Z]
+                if has[W_E] == 1 and vals[W_E] >= 0:
+                    fs[F_JERK + 3] = vals[W_E]
+                if has[W_S] == 1 and vals[W_S] >= 0:
+                    fs[F_MIN_FEED] = vals[W_S]
+                if has[W_T] == 1 and vals[W_T] >= 0:
+                    fs[F_MIN_TRAVEL] = vals[W_T]
+                if has[W_J] == 1 and vals[W_J] > 0:
+                    fs[F_JD] = vals[W_J]
             elif code == 207 or code == 208:  # firmware retraction settings (Marlin FWRETRACT)
                 if code == 207:
-                    if has[18] == 1 and vals[18] >= 0:
-                        fs[F_FW_LEN] = vals[18]
-                    if has[5] == 1 and vals[5] > 0:
-                        fs[F_FW_FEED] = vals[5] / 60.0
+                    if has[W_S] == 1 and vals[W_S] >= 0:
+                        fs[F_FW_LEN] = vals[W_S]
+                    if has[W_F] == 1 and vals[W_F] > 0:
+                        fs[F_FW_FEED] = vals[W_F] / 60.0
                 else:
-                    if has[5] == 1 and vals[5] > 0:
-                        fs[F_FW_REC_FEED] = vals[5] / 60.0
+                    if has[W_F] == 1 and vals[W_F] > 0:
+                        fs[F_FW_REC_FEED] = vals[W_F] / 60.0
             elif code == 220:
-                if has[18] == 1 and 1.0 <= vals[18] <= 1000.0:
-                    fs[F_SPEED_FACTOR] = vals[18] / 100.0
+                if has[W_S] == 1 and 1.0 <= vals[W_S] <= 1000.0:
+                    fs[F_SPEED_FACTOR] = vals[W_S] / 100.0
             elif code == 221:
-                if has[18] == 1 and has[19] != 1 and 1.0 <= vals[18] <= 1000.0:
-                    fs[F_FLOW_FACTOR] = vals[18] / 100.0
+                if has[W_S] == 1 and has[W_T] != 1 and 1.0 <= vals[W_S] <= 1000.0:
+                    fs[F_FLOW_FACTOR] = vals[W_S] / 100.0
             elif code == 400 or code == 0 or code == 1 or code == 600 or code == 601 or code == 25:
                 n_out = _synchronize(fs, is_, blk, out_f, out_i, n_out)
             elif code == 108 and sailfish:
-                if has[19] == 1 and 0 <= vals[19] < 8:
-                    is_[I_TOOL] = int(vals[19])
+                if has[W_T] == 1 and 0 <= vals[W_T] < 8:
+                    is_[I_TOOL] = int(vals[W_T])
                     fs[F_HOT] = fs[F_TEMP_T + is_[I_TOOL]]
             elif code == 132:  # MakerBot: recall home offsets
                 for a in range(3):
-                    if has[23 + a] != 0:
+                    if has[W_X + a] != 0:
                         fs[F_OX + a] = 0.0
             elif code in (17, 18, 84, 73, 117, 118, 115, 105, 110, 20, 21, 22, 23, 24, 26, 27, 28, 29, 30,
                           31, 32, 42, 48, 80, 81, 85, 92, 101, 102, 103, 107, 112, 113, 114, 119, 120, 121,
