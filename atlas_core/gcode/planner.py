@@ -176,13 +176,18 @@ class Planner:
         if is_[K.I_EXTRUDED]:
             bbox = [[float(fs[K.F_MINX]), float(fs[K.F_MINY]), float(fs[K.F_MINZ])],
                     [float(fs[K.F_MAXX]), float(fs[K.F_MAXY]), float(fs[K.F_MAXZ])]]
-        return PlanStats(lines=int(is_[K.I_LINE]), g1_blocks=int(is_[K.I_G1_COUNT]),
-                         unknown_commands=int(is_[K.I_UNKNOWN]), bad_words=int(is_[K.I_BAD_WORDS]),
-                         arcs=int(is_[K.I_ARCS]), layers=layers, filament_mm=float(fs[K.F_E_NET] + fs[K.F_RDEPTH]),
-                         final_retraction_mm=float(fs[K.F_RDEPTH]), flow_factor=float(fs[K.F_FLOW_FACTOR]),
-                         dwell_s=float(fs[K.F_DWELL_S]), homing_s=float(fs[K.F_HOMING_S]),
-                         fw_retract_mm=float(fs[K.F_FW_RETRACT_MM]),
-                         fw_retract_s=float(fs[K.F_FW_RETRACT_MM] / max(fs[K.F_FW_FEED], 1e-3)), bbox_mm=bbox)
+        stats = PlanStats(lines=int(is_[K.I_LINE]), g1_blocks=int(is_[K.I_G1_COUNT]),
+                          unknown_commands=int(is_[K.I_UNKNOWN]), bad_words=int(is_[K.I_BAD_WORDS]),
+                          arcs=int(is_[K.I_ARCS]), layers=layers, filament_mm=float(fs[K.F_E_NET] + fs[K.F_RDEPTH]),
+                          final_retraction_mm=float(fs[K.F_RDEPTH]), flow_factor=float(fs[K.F_FLOW_FACTOR]),
+                          dwell_s=float(fs[K.F_DWELL_S]), homing_s=float(fs[K.F_HOMING_S]),
+                          fw_retract_mm=float(fs[K.F_FW_RETRACT_MM]),
+                          fw_retract_s=float(fs[K.F_FW_RETRACT_MM] / max(fs[K.F_FW_FEED], 1e-3)), bbox_mm=bbox)
+        if is_[K.I_MAX_SEG_HIT]:
+            stats.warnings.append(f"{int(is_[K.I_MAX_SEG_HIT])} arc(s) (G2/G3) would need more than "
+                                  f"{K.MAX_ARC_SEGMENTS} chords of {float(fs[K.F_ARC_SEG] or 1.0):g} mm (the profile's "
+                                  f"arc_segment_mm); each was cut into {K.MAX_ARC_SEGMENTS} longer chords")
+        return stats
 
 
 # ------------------------------------------------------------------ heater waits

@@ -8,6 +8,7 @@ import pytest
 
 from atlas_core.gcode.machine import Axes, load_profile
 from atlas_core.gcode.moves import DWELL, EXTRUDE, HEAT_WAIT
+from atlas_core.gcode.pipeline import GcodeOptions, analyze_file
 from atlas_core.gcode.planner import plan
 
 A = 1000.0  # mm/s^2
@@ -120,6 +121,22 @@ def test_arc_length_matches_geometry():
     # counter-clockwise the long way round: three quarters
     r = _plan("G1 X10 Y0 F3000\nG3 X0 Y-10 I-10 J0 F3000\n")
     assert r.moves.dist_mm[1:].sum() == pytest.approx(3 * math.pi * 10 / 2, rel=1e-3)
+
+
+def test_arc_cut_at_the_segment_limit_is_reported(tmp_path):
+    # a full circle of radius 40 mm in 0.01 mm chords would need 2*pi*40/0.01 = 25,133 > 20,000 chords
+    prof = _profile(arc_segment_mm=0.01)
+    text = "G1 X10 Y0 F3000\nG2 X10 Y0 I40 J0 F3000\n"
+    r = _plan(text, prof)
+    assert len(r.moves) == 1 + 20_000  # MAX_ARC_SEGMENTS chords, each longer than 0.01 mm
+    assert r.moves.dist_mm[1:].sum() == pytest.approx(2 * math.pi * 40, rel=1e-6)
+    assert len(r.stats.warnings) == 1 and "1 arc(s)" in r.stats.warnings[0] and "20000" in r.stats.warnings[0]
+    path = tmp_path / "fine_arc.gcode"
+    path.write_text(text)
+    res = analyze_file(path, GcodeOptions(machine=prof, voxel_mm=None))
+    assert res.ok and any("arc(s) (G2/G3)" in w for w in res.warnings)
+    # an arc within the limit: no warning
+    assert not _plan("G1 X10 Y0 F3000\nG2 X10 Y0 I40 J0 F3000\n", _profile(arc_segment_mm=0.1)).stats.warnings
 
 
 def test_dwell_adds_its_time():
