@@ -1,21 +1,18 @@
-"""Atomic writes (temp name in the same folder, then rename), strict JSON and safe output names.
+"""Atomic writes (temp name in the same folder, then rename) and strict JSON.
 
-Shared by every domain: a crash leaves the old file/folder or the new one, never a partial one."""
+Shared by every domain: a crash leaves the old file/folder or the new one, never a partial one. A
+pre-existing symlink at the target is replaced, never followed. Output names: :mod:`atlas_core.outputs`."""
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager
@@ -49,14 +46,23 @@ def exchange_paths(a: Path, b: Path) -> bool:
     return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
+def _remove(path: Path) -> None:
+    """Remove a file, a symlink (itself, not what it points to) or a folder tree."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
 def replace_dir(new: Path, target: Path) -> None:
-    """Put directory ``new`` at ``target``; an old target is swapped out (one atomic exchange where the
-    OS allows, else rename aside, rename in, and put the old one back if that fails)."""
-    if not target.exists():
+    """Put directory ``new`` at ``target``; an old target (folder, file or symlink, never followed) is swapped
+    out (one atomic exchange where the OS allows, else rename aside, rename in, and put the old one back if
+    that fails)."""
+    if not os.path.lexists(target):
         os.rename(new, target)
         return
-    if target.is_dir() and exchange_paths(new, target):
-        shutil.rmtree(new)  # now holds the old content
+    if exchange_paths(new, target):
+        _remove(new)  # now holds the old entry
         return
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     os.rename(target, old)
@@ -65,7 +71,7 @@ def replace_dir(new: Path, target: Path) -> None:
     except BaseException:
         os.rename(old, target)
         raise
-    shutil.rmtree(old) if old.is_dir() else old.unlink()
+    _remove(old)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -102,19 +108,6 @@ def json_safe(obj):
 
 def dumps_strict(obj) -> str:
     return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"))
-
-
-def safe_name(label: str, used: set[str] | None = None) -> str:
-    """A file name from an untrusted label: [A-Za-z0-9._-] only, no leading dot, at most 120 chars, unique in `used`."""
-    base = _UNSAFE.sub("_", label).strip("._-")[:120] or "clip"
-    name = base
-    if used is not None:
-        if name in used:
-            name = f"{base}-{hashlib.sha1(label.encode('utf-8', 'replace')).hexdigest()[:8]}"
-        while name in used:
-            name += "_"
-        used.add(name)
-    return name
 
 
 def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
