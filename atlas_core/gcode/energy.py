@@ -48,6 +48,32 @@ from .thermal import heater_step, loss_w_per_k
 G_M_S2 = 9.80665  # standard gravity (3rd CGPM 1901, ISO 80000-3)
 COMPONENTS = ("kinetic", "hotend", "bed", "material", "electronics")
 
+# ------------------------------------------------------------------ packed vectors of the numba kernels
+# mech (N_MECH): Mechanics as numbers
+MECH_MASS_KG = 0  # 0..3 moving mass of axis x, y, z, e
+MECH_FRICTION_N = 4  # 4..7 Coulomb friction of axis x, y, z, e
+MECH_EFFICIENCY = 8  # drive efficiency (mechanical work / electrical energy)
+MECH_Z_SIGN = 9  # +1: the Z mass rises with +Z (head), -1: with -Z (bed)
+N_MECH = 10
+# heat (N_HEAT): heaters and electronics
+HEAT_HOT_W, HEAT_HOT_J_K, HEAT_BED_W, HEAT_BED_J_K, HEAT_BED_LOSS_W_K, HEAT_AMBIENT_C, HEAT_ELECTRONICS_W = range(7)
+N_HEAT = 7
+# mat (N_MAT): filament, per mm of filament
+MAT_HEAT_CAP_J_K_MM = 0  # heat capacity J/K/mm (loss term of the hotend simulation)
+MAT_LATENT_J_MM = 1  # latent heat sink J/mm (hotend simulation)
+MAT_SENSIBLE_J_K_MM = 2  # m·c_p per mm, times (T_set - T_amb) for the material energy
+MAT_MELT_J_MM = 3  # m·X_c·ΔH_f per mm
+N_MAT = 4
+# marks (2 * MAX_TOOLS): cumulative E per tool, then its high-water mark per tool
+MAX_TOOLS = 8
+# state (N_STATE): what crosses a chunk boundary (EnergyState)
+ST_T_LAST_S, ST_HOT_C, ST_BED_C = 0, 1, 2  # t_last is nan before the first row
+ST_V_EXIT = 3  # 3..6 last row's exit velocity x, y, z, e (m/s)
+ST_MARKS = 7  # 7..22 marks (see above)
+N_STATE = ST_MARKS + 2 * MAX_TOOLS
+# out columns of _energy_rows: one per COMPONENTS entry
+OUT_KINETIC, OUT_HOTEND, OUT_BED, OUT_MATERIAL, OUT_ELECTRONICS = range(5)
+
 
 @dataclass
 class EnergyState:
@@ -104,26 +130,27 @@ def _row_kinetic(r, x0, y0, z0, x1, y1, z1, e, dist, v_in, v_cr, v_out, mech, vp
     d = dist[r]
     inv = 1e-3 / d if d > 0.0 else 0.0  # mm/s -> m/s folded in
     dx, dy, dz, de = x1[r] - x0[r], y1[r] - y0[r], z1[r] - z0[r], e[r]
-    axis_work[0] = _inertial_axis_j(dx * inv, v_in[r], v_cr[r], vprev[0], mech[0])
-    axis_work[1] = _inertial_axis_j(dy * inv, v_in[r], v_cr[r], vprev[1], mech[1])
-    axis_work[2] = _inertial_axis_j(dz * inv, v_in[r], v_cr[r], vprev[2], mech[2])
-    axis_work[3] = _inertial_axis_j(de * inv, v_in[r], v_cr[r], vprev[3], mech[3])
+    axis_work[0] = _inertial_axis_j(dx * inv, v_in[r], v_cr[r], vprev[0], mech[MECH_MASS_KG])
+    axis_work[1] = _inertial_axis_j(dy * inv, v_in[r], v_cr[r], vprev[1], mech[MECH_MASS_KG + 1])
+    axis_work[2] = _inertial_axis_j(dz * inv, v_in[r], v_cr[r], vprev[2], mech[MECH_MASS_KG + 2])
+    axis_work[3] = _inertial_axis_j(de * inv, v_in[r], v_cr[r], vprev[3], mech[MECH_MASS_KG + 3])
     inertial = axis_work[0] + axis_work[1] + axis_work[2] + axis_work[3]
-    friction = 1e-3 * (abs(dx) * mech[4] + abs(dy) * mech[5] + abs(dz) * mech[6] + abs(de) * mech[7])
-    lift = max(mech[9] * dz * 1e-3, 0.0)
+    f = MECH_FRICTION_N
+    friction = 1e-3 * (abs(dx) * mech[f] + abs(dy) * mech[f + 1] + abs(dz) * mech[f + 2] + abs(de) * mech[f + 3])
+    lift = max(mech[MECH_Z_SIGN] * dz * 1e-3, 0.0)
     vprev[0], vprev[1], vprev[2], vprev[3] = dx * inv * v_out[r], dy * inv * v_out[r], dz * inv * v_out[r], \
         de * inv * v_out[r]
-    return (inertial + friction + mech[2] * G_M_S2 * lift) / mech[8]
+    return (inertial + friction + mech[MECH_MASS_KG + 2] * G_M_S2 * lift) / mech[MECH_EFFICIENCY]
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _row_new_filament(tool, de, marks):
-    """Rise of the running maximum of cumulative E of this tool (marks: e_cum[8], then e_high[8])."""
-    tl = tool if 0 <= tool < 8 else 0
+    """Rise of the running maximum of cumulative E of this tool (marks: e_cum[MAX_TOOLS], then e_high)."""
+    tl = tool if 0 <= tool < MAX_TOOLS else 0
     marks[tl] += de
-    if marks[tl] > marks[8 + tl]:
-        rise = marks[tl] - marks[8 + tl]
-        marks[8 + tl] = marks[tl]
+    if marks[tl] > marks[MAX_TOOLS + tl]:
+        rise = marks[tl] - marks[MAX_TOOLS + tl]
+        marks[MAX_TOOLS + tl] = marks[tl]
         return rise
     return 0.0
 
@@ -144,8 +171,12 @@ def _new_filament_rows(tool, e, marks, out):
 
 
 def _mech_vector(mech: Mechanics) -> np.ndarray:
-    return np.array([*mech.moving_mass_kg.as_tuple(), *mech.friction_n.as_tuple(), mech.drive_efficiency,
-                     1.0 if mech.z_moves == "head" else -1.0])
+    v = np.zeros(N_MECH)
+    v[MECH_MASS_KG:MECH_MASS_KG + 4] = mech.moving_mass_kg.as_tuple()
+    v[MECH_FRICTION_N:MECH_FRICTION_N + 4] = mech.friction_n.as_tuple()
+    v[MECH_EFFICIENCY] = mech.drive_efficiency
+    v[MECH_Z_SIGN] = 1.0 if mech.z_moves == "head" else -1.0
+    return v
 
 
 def _kinetic_table(moves: MoveTable, mech_vector: np.ndarray, v_prev_exit_m_s=None) -> np.ndarray:
@@ -163,9 +194,9 @@ def inertial_work_j(moves: MoveTable, mass_kg, v_prev_exit_m_s=None) -> np.ndarr
 
     ``v_prev_exit_m_s`` (4,) is the exit velocity of the row before the first one (a previous chunk).
     """
-    mech = np.zeros(10)
-    mech[:4] = np.asarray(mass_kg, np.float64)
-    mech[8] = mech[9] = 1.0  # efficiency and z sign do not enter the per-axis inertial work
+    mech = np.zeros(N_MECH)
+    mech[MECH_MASS_KG:MECH_MASS_KG + 4] = np.asarray(mass_kg, np.float64)
+    mech[MECH_EFFICIENCY] = mech[MECH_Z_SIGN] = 1.0  # they do not enter the per-axis inertial work
     return _kinetic_table(moves, mech, v_prev_exit_m_s)[:, :4].copy()
 
 
@@ -184,16 +215,16 @@ def new_filament_mm(e_mm, tool=None, state: EnergyState | None = None) -> np.nda
     """
     e = np.ascontiguousarray(e_mm, np.float64)
     tools = np.zeros(e.shape, np.int64) if tool is None else np.ascontiguousarray(tool, np.int64)
-    marks = np.zeros(16)
+    marks = np.zeros(2 * MAX_TOOLS)
     if state is not None:
-        for t in range(8):
-            marks[t], marks[8 + t] = state.e_cum_mm.get(t, 0.0), state.e_high_mm.get(t, 0.0)
+        for t in range(MAX_TOOLS):
+            marks[t], marks[MAX_TOOLS + t] = state.e_cum_mm.get(t, 0.0), state.e_high_mm.get(t, 0.0)
     out = np.empty_like(e)
     _new_filament_rows(tools, e, marks, out)
     if state is not None:
         for t in set(state.e_cum_mm) | set(np.unique(tools).tolist()):
-            if 0 <= t < 8:
-                state.e_cum_mm[t], state.e_high_mm[t] = float(marks[t]), float(marks[8 + t])
+            if 0 <= t < MAX_TOOLS:
+                state.e_cum_mm[t], state.e_high_mm[t] = float(marks[t]), float(marks[MAX_TOOLS + t])
     return out
 
 
@@ -218,19 +249,15 @@ def _energy_rows(x0, y0, z0, x1, y1, z1, e, dist, t0, t1, v_in, v_cr, v_out, too
                  mech, heat, mat, state, out, temps):
     """One pass over the rows: all components per row (columns of ``out``) with the module's physics.
 
-    mech: masses x,y,z,e (kg), friction x,y,z,e (N), efficiency, z_sign (+1 head lifts with +Z, -1 bed);
-    heat: hotend P, C, bed P, C, bed k, ambient, electronics W;
-    mat: heat capacity J/K/mm, latent J/mm, mass-specific sensible+latent J/mm at (T - amb) factor
-         [cp*mass_per_mm, Xc*dHf*mass_per_mm];
-    state: t_last (nan = none), hot T, bed T, v_exit x,y,z,e (m/s), then e_cum[8], e_high[8].
-    out: (n, 5) kinetic, hotend, bed, material, electronics; temps: (n, 2) hotend, bed at row end.
+    mech, heat, mat, state: the packed vectors named at the top of the module (MECH_*, HEAT_*, MAT_*, ST_*);
+    out: (n, 5) columns OUT_*; temps: (n, 2) hotend, bed temperature at row end.
     """
     n = x0.shape[0]
-    amb = heat[5]
-    t_prev = state[0] if not math.isnan(state[0]) else (t0[0] if n else 0.0)
-    th, tb = state[1], state[2]
-    vprev = state[3:7]  # views: advanced in place
-    marks = state[7:23]
+    amb = heat[HEAT_AMBIENT_C]
+    t_prev = state[ST_T_LAST_S] if not math.isnan(state[ST_T_LAST_S]) else (t0[0] if n else 0.0)
+    th, tb = state[ST_HOT_C], state[ST_BED_C]
+    vprev = state[ST_V_EXIT:ST_V_EXIT + 4]  # views: advanced in place
+    marks = state[ST_MARKS:ST_MARKS + 2 * MAX_TOOLS]
     axis_work = np.empty(4)
     for r in range(n):
         dt = t1[r] - t_prev
@@ -238,65 +265,74 @@ def _energy_rows(x0, y0, z0, x1, y1, z1, e, dist, t0, t1, v_in, v_cr, v_out, too
             dt = 0.0
         if t1[r] > t_prev:
             t_prev = t1[r]
-        out[r, 0] = _row_kinetic(r, x0, y0, z0, x1, y1, z1, e, dist, v_in, v_cr, v_out, mech, vprev, axis_work)
+        out[r, OUT_KINETIC] = _row_kinetic(r, x0, y0, z0, x1, y1, z1, e, dist, v_in, v_cr, v_out, mech, vprev,
+                                           axis_work)
         e_new = _row_new_filament(tool[r], e[r], marks)
         rate = e_new / dt if dt > 0.0 else 0.0
-        e_hot, th = heater_step(th, dt, hot_set[r], heat[0], heat[1], k_hot[r] + rate * mat[0], rate * mat[1], amb)
-        e_bed, tb = heater_step(tb, dt, bed_set[r], heat[2], heat[3], heat[4], 0.0, amb)
+        e_hot, th = heater_step(th, dt, hot_set[r], heat[HEAT_HOT_W], heat[HEAT_HOT_J_K],
+                                k_hot[r] + rate * mat[MAT_HEAT_CAP_J_K_MM], rate * mat[MAT_LATENT_J_MM], amb)
+        e_bed, tb = heater_step(tb, dt, bed_set[r], heat[HEAT_BED_W], heat[HEAT_BED_J_K], heat[HEAT_BED_LOSS_W_K],
+                                0.0, amb)
         demand = 0.0
         if dt > 0.0 and hot_set[r] > amb:
-            demand = e_new * (mat[2] * (hot_set[r] - amb) + mat[3])
+            demand = e_new * (mat[MAT_SENSIBLE_J_K_MM] * (hot_set[r] - amb) + mat[MAT_MELT_J_MM])
         material = min(demand, e_hot)
-        out[r, 1] = e_hot - material
-        out[r, 2] = e_bed
-        out[r, 3] = material
-        out[r, 4] = heat[6] * dt
+        out[r, OUT_HOTEND] = e_hot - material
+        out[r, OUT_BED] = e_bed
+        out[r, OUT_MATERIAL] = material
+        out[r, OUT_ELECTRONICS] = heat[HEAT_ELECTRONICS_W] * dt
         temps[r, 0] = th
         temps[r, 1] = tb
     if n:
-        state[0] = t_prev
-        state[1], state[2] = th, tb
+        state[ST_T_LAST_S] = t_prev
+        state[ST_HOT_C], state[ST_BED_C] = th, tb
 
 
 def _state_vector(state: EnergyState) -> np.ndarray:
-    v = np.zeros(23)
-    v[0] = np.nan if state.t_last_s is None else state.t_last_s
-    v[1], v[2] = state.hotend_temp_c, state.bed_temp_c
-    v[3:7] = state.v_exit_m_s
-    for t in range(8):
-        v[7 + t] = state.e_cum_mm.get(t, 0.0)
-        v[15 + t] = state.e_high_mm.get(t, 0.0)
+    v = np.zeros(N_STATE)
+    v[ST_T_LAST_S] = np.nan if state.t_last_s is None else state.t_last_s
+    v[ST_HOT_C], v[ST_BED_C] = state.hotend_temp_c, state.bed_temp_c
+    v[ST_V_EXIT:ST_V_EXIT + 4] = state.v_exit_m_s
+    for t in range(MAX_TOOLS):
+        v[ST_MARKS + t] = state.e_cum_mm.get(t, 0.0)
+        v[ST_MARKS + MAX_TOOLS + t] = state.e_high_mm.get(t, 0.0)
     return v
 
 
 def _store_state(state: EnergyState, v: np.ndarray, tools) -> None:
-    state.t_last_s = None if np.isnan(v[0]) else float(v[0])
-    state.hotend_temp_c, state.bed_temp_c = float(v[1]), float(v[2])
-    state.v_exit_m_s = v[3:7].copy()
+    state.t_last_s = None if np.isnan(v[ST_T_LAST_S]) else float(v[ST_T_LAST_S])
+    state.hotend_temp_c, state.bed_temp_c = float(v[ST_HOT_C]), float(v[ST_BED_C])
+    state.v_exit_m_s = v[ST_V_EXIT:ST_V_EXIT + 4].copy()
     for t in set(state.e_cum_mm) | set(int(x) for x in tools):
-        if 0 <= t < 8:
-            state.e_cum_mm[t], state.e_high_mm[t] = float(v[7 + t]), float(v[15 + t])
+        if 0 <= t < MAX_TOOLS:
+            state.e_cum_mm[t], state.e_high_mm[t] = float(v[ST_MARKS + t]), float(v[ST_MARKS + MAX_TOOLS + t])
 
 
 def _chunk(moves: MoveTable, profile: MachineProfile, mat: Material, state: EnergyState):
     """Per-move components of one chunk; advances ``state``. Returns (parts, hotend temps, bed temps)."""
     n = len(moves)
-    cols = [np.ascontiguousarray(getattr(moves, c), np.float64) for c in
-            ("x0_mm", "y0_mm", "z0_mm", "x1_mm", "y1_mm", "z1_mm", "e_mm", "dist_mm", "t_start_s", "t_end_s",
-             "v_entry_mm_s", "v_cruise_mm_s", "v_exit_mm_s")]
-    if not (np.all(np.isfinite(cols[8])) and np.all(np.isfinite(cols[9])) and np.all(np.isfinite(cols[6]))):
+    names = ("x0_mm", "y0_mm", "z0_mm", "x1_mm", "y1_mm", "z1_mm", "e_mm", "dist_mm", "t_start_s", "t_end_s",
+             "v_entry_mm_s", "v_cruise_mm_s", "v_exit_mm_s")
+    cols = [np.ascontiguousarray(getattr(moves, c), np.float64) for c in names]
+    col = dict(zip(names, cols))
+    if not all(np.all(np.isfinite(col[c])) for c in ("t_start_s", "t_end_s", "e_mm")):
         raise ValueError("compute_energy: non-finite times or E in the move table")
     mech = _mech_vector(profile.mechanics)
     h, b = profile.hotend, profile.bed
-    heat = np.array([h.power_w, h.heat_capacity_j_per_k, b.power_w, b.heat_capacity_j_per_k,
-                     float(loss_w_per_k(b, 0.0)), float(profile.ambient_c), profile.electronics_w])
-    matv = np.array([mat.heat_capacity_j_per_k_mm, mat.latent_j_per_mm, mat.mass_g_per_mm * mat.cp_j_per_gk,
-                     mat.mass_g_per_mm * mat.crystallinity * mat.latent_heat_j_per_g])
+    heat = np.zeros(N_HEAT)
+    heat[HEAT_HOT_W], heat[HEAT_HOT_J_K] = h.power_w, h.heat_capacity_j_per_k
+    heat[HEAT_BED_W], heat[HEAT_BED_J_K] = b.power_w, b.heat_capacity_j_per_k
+    heat[HEAT_BED_LOSS_W_K] = float(loss_w_per_k(b, 0.0))
+    heat[HEAT_AMBIENT_C], heat[HEAT_ELECTRONICS_W] = float(profile.ambient_c), profile.electronics_w
+    matv = np.zeros(N_MAT)
+    matv[MAT_HEAT_CAP_J_K_MM], matv[MAT_LATENT_J_MM] = mat.heat_capacity_j_per_k_mm, mat.latent_j_per_mm
+    matv[MAT_SENSIBLE_J_K_MM] = mat.mass_g_per_mm * mat.cp_j_per_gk
+    matv[MAT_MELT_J_MM] = mat.mass_g_per_mm * mat.crystallinity * mat.latent_heat_j_per_g
     k_hot = np.ascontiguousarray(np.broadcast_to(loss_w_per_k(h, np.asarray(moves.fan, np.float64)), (n,)),
                                  np.float64)
     tool = np.ascontiguousarray(moves.tool, np.int64)
     sv = _state_vector(state)
-    out = np.empty((n, 5))
+    out = np.empty((n, len(COMPONENTS)))
     temps = np.empty((n, 2))
     _energy_rows(*cols, tool, np.ascontiguousarray(moves.hotend_target_c, np.float64),
                  np.ascontiguousarray(moves.bed_target_c, np.float64), k_hot, mech, heat, matv, sv, out, temps)
