@@ -139,7 +139,8 @@ def test_meatpack_rendering_rules():
     assert tidy_meatpack_text(b"G1X5\n\n", restore_spaces=False) == b"G1X5\n"
 
 
-@pytest.mark.parametrize("bad,what", [(b"\xff\xff\xfb\x0f", "ends inside an escape"), (b"\xff\xff\x10", "unknown MeatPack command")])
+@pytest.mark.parametrize("bad,what", [(b"\xff\xff\xfb\x0f", "ends inside an escape"),
+                                      (b"\xff\xff\x10", "unknown MeatPack command")])
 def test_meatpack_bad_stream(bad, what):
     with pytest.raises(GcodeReadError, match=what):
         unpack_meatpack(bad)
@@ -215,3 +216,64 @@ def test_bad_compressed_data(compression):
     data = _file([body + struct.pack("<I", zlib.crc32(body))])
     msg = _one_line_error(data)
     assert "bad compressed data" in msg and "block 0 (gcode) at byte 10" in msg
+
+
+# --- issue 10: what a block header may claim is capped; issue 11 §4: no reader <-> bgcode import cycle ---
+
+
+def test_bgcode_does_not_import_reader():
+    import ast
+    from pathlib import Path
+
+    import atlas_core.gcode.bgcode as mod
+
+    tree = ast.parse(Path(mod.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(name and name.endswith("reader") for name in imported)
+
+
+@pytest.mark.parametrize("kind, declared", [(1, (4 << 20) + 1), (2, (1 << 20) + 1), (5, (8 << 20) + 1),
+                                            (1, 0xFFFFFFFF)])
+def test_declared_sizes_are_capped_before_reading(kind, declared):
+    """Only the header is present: the claim alone is refused (a truncation error would mean it was believed)."""
+    params = b"\0\0\0\0\0\0" if kind == 5 else b"\0\0"
+    head = struct.pack("<HHII", kind, 1, declared, 100)
+    msg = _one_line_error(_file([head + params]))
+    assert f"declares {declared} bytes" in msg and "limit for its type" in msg
+
+
+@pytest.mark.parametrize("compression", [1, 2, 3])
+def test_inflated_output_bounded_by_declared_size(compression):
+    """600 kB of G-code declared as 1000 bytes: decoding stops at 1001 bytes and the block is refused."""
+    packed = _compress(b"G1 X1\n" * 100_000, compression)
+    body = struct.pack("<HHII", 1, compression, 1000, len(packed)) + b"\0\0" + packed
+    assert "1001 bytes decoded, header says 1000" in _one_line_error(_file([body], crc=False))
+
+
+def test_inflated_output_bounded_without_crc(monkeypatch):
+    calls = []
+    real = zlib.decompressobj
+
+    class Spy:
+        def __init__(self):
+            self.d = real()
+
+        def decompress(self, data, max_length=0):
+            calls.append(max_length)
+            return self.d.decompress(data, max_length)
+
+    monkeypatch.setattr(zlib, "decompressobj", Spy)
+    data = b"G1 X1\n" * 100_000
+    packed = zlib.compress(data)
+    body = struct.pack("<HHII", 1, 1, 1000, len(packed)) + b"\0\0" + packed
+    msg = _one_line_error(_file([body], crc=False))
+    assert calls == [1001] and "1001 bytes decoded, header says 1000" in msg
+
+
+def test_thumbnail_total_capped():
+    from atlas_core.gcode import bgcode
+
+    image = bytes(bgcode.MAX_THUMBNAIL_BYTES)  # zeros: deflate to a few KB each
+    thumbs = [_block(5, struct.pack("<HHH", 0, 8, 8), image, 1) for _ in range(3)]
+    assert "thumbnails total more than" in _one_line_error(_file([*thumbs, _block(1, b"\0\0", b"G1 X1\n")]))

@@ -242,3 +242,52 @@ def test_file_objects_and_urls(samples_dir, tmp_path):
 
     assert read_head_tail(io.BufferedReader(OneWay(raw)), 50) == (raw[:50], raw[-50:])
     assert os.path.exists(path)
+
+
+# --- issue 10: regular files only, decompression bombs; issue 11 §5: one decode pass ---
+
+
+def test_special_files_are_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.gcode")  # no writer: a plain open() would block forever
+    for path in (tmp_path / "pipe.gcode", "/dev/zero", tmp_path):
+        with pytest.raises(GcodeReadError, match="not a regular file"):
+            read_head_tail(path)
+
+
+def test_decompression_bomb_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(reader, "BOMB_CHECK_BYTES", 1 << 20)
+    bomb = _write(tmp_path, "z.gcode.gz", gzip.compress(b"G1 X1\n" * 2_000_000))  # 12 MB from ~30 kB
+    with pytest.raises(GcodeReadError, match="decompression bomb"):
+        read_gcode_bytes(bomb)
+    ordinary = os.urandom(3 << 20).hex().encode()  # hex text: gzip gets ~2x, far below the 100x limit
+    assert read_gcode_bytes(_write(tmp_path, "ok.gcode.gz", gzip.compress(ordinary))) == ordinary
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip", "utf16", "stream"])
+def test_open_decoded_matches_the_two_pass_readers(tmp_path, kind):
+    body = "".join(f"G1 X{i % 200} Y{i % 150} E{i * 0.01:.2f} ; move {i}\n" for i in range(60_000))
+    raw = body.encode()
+    data = {"plain": raw, "gzip": gzip.compress(raw), "utf16": b"\xff\xfe" + body.encode("utf-16-le"),
+            "stream": gzip.compress(raw)}[kind]
+    path = _write(tmp_path, "x.gcode", data)
+    src = io.BufferedReader(io.BytesIO(data)) if kind != "stream" else _NoSeek(data)
+    for source in (path, src):
+        with reader.open_decoded(source, n_bytes=4096) as dec:
+            assert (dec.head, dec.tail) == read_head_tail(path, n_bytes=4096)
+            chunks = list(dec.chunks(100_000))
+        _check_chunks(chunks, raw, 100_000)
+
+
+class _NoSeek(io.RawIOBase):
+    def __init__(self, data: bytes):
+        self._f = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def readinto(self, b):
+        n = self._f.readinto(b)
+        return n
