@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--body-mass-kg", type=float, default=None, help="worker body mass (default 70, ICRP reference man)")
     p.add_argument("--threads", type=int, default=0, help="decoder/compute threads (default: all cores)")
     p.add_argument("--flow-width", type=int, default=None, help="optical-flow width in px (default 320)")
-    p.add_argument("--dis-preset", choices=("ultrafast", "fast", "medium"), default=None, help="DIS preset (default fast)")
+    p.add_argument("--dis-preset", choices=("ultrafast", "fast", "medium"), default=None,
+                   help="DIS preset (default fast)")
     p.add_argument("--pose-fps", type=float, default=None, help="pose samples per second (default 1)")
     p.set_defaults(func=run)
 
@@ -62,18 +63,11 @@ def run(args) -> int:
         cfg = _config(args)
     except (ValueError, TypeError) as exc:
         return _usage(str(exc))
-    intr = None
-    if args.intrinsics:
-        try:
-            intr = FisheyeIntrinsics.from_json_bytes(Path(args.intrinsics).read_bytes())
-        except (OSError, ValueError) as exc:
-            return _usage(f"--intrinsics {args.intrinsics}: {exc}")
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return _usage(f"--out {args.out}: {exc}")
+    try:
+        intr = _intrinsics(args.intrinsics, FisheyeIntrinsics)
+        out = _out_dir(args.out)
+    except ValueError as exc:
+        return _usage(" ".join(str(exc).split()))
     try:
         model, status = load_model(cfg)
     except ValueError as exc:
@@ -97,10 +91,52 @@ def run(args) -> int:
         if view:
             view.close()
     if out is not None:
-        write_text_atomic(out / "video_activity.jsonl", "".join(dumps_strict(r) + "\n" for r in records))
+        try:
+            write_text_atomic(out / "video_activity.jsonl", "".join(dumps_strict(r) + "\n" for r in records))
+        except OSError as exc:  # the records are on stdout already; the file is the part that failed
+            print(f"atlas video: error: --out {_shown(args.out)}: cannot write video_activity.jsonl "
+                  f"({exc.strerror or type(exc).__name__})", file=sys.stderr)
+            return 1
     if view:
         view.table(records)
     return 0 if records and all(r["ok"] for r in records) else 1
+
+
+def _shown(path: str) -> str:
+    from atlas_core.safe_load import short
+
+    return short(path)[1:-1] if not path.isprintable() or len(path) > 120 else path
+
+
+def _intrinsics(path: str | None, cls):
+    """--intrinsics FILE: a regular file of at most MAX_JSON_BYTES, validated (ValueError, one line, otherwise)."""
+    if not path:
+        return None
+    from atlas_core.safe_load import read_bounded
+    from atlas_core.video.intrinsics import MAX_JSON_BYTES
+
+    try:
+        return cls.from_json_bytes(read_bounded(path, max_bytes=MAX_JSON_BYTES, what="file"))
+    except ValueError as exc:
+        raise ValueError(f"--intrinsics {_shown(path)}: {exc}") from None
+
+
+def _out_dir(path: str | None) -> Path | None:
+    """--out DIR, created and checked to be writable before any clip runs (ValueError, one line, otherwise)."""
+    if not path:
+        return None
+    import os
+    import tempfile
+
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".atlas-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:  # PermissionError, NotADirectoryError, FileExistsError, read-only file system, ...
+        raise ValueError(f"--out {_shown(path)}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+    return out
 
 
 def _write_tensor(res, hdf5: bool, names) -> None:
@@ -122,8 +158,9 @@ class _RichView:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.err = Console(stderr=True)
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} clips"),
-                                 TimeElapsedColumn(), console=self.err, transient=True)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 TextColumn("{task.completed} clips"), TimeElapsedColumn(), console=self.err,
+                                 transient=True)
         self.task = self.progress.add_task("video", total=None)
         self.progress.start()
         if not status.enabled:

@@ -224,17 +224,26 @@ def iter_shard(src: str | os.PathLike, intrinsics: FisheyeIntrinsics | None = No
                 members.append(m)
         except (tarfile.TarError, OSError, EOFError) as exc:
             tail_error = f"tar shard is truncated or corrupt after {len(members)} members: {exc}"
-        yield from _records(tf, members, label, intrinsics, warnings)
+        yield from _records(tf, members, label, intrinsics, warnings, _size(fobj))
         if tail_error:
             yield ClipRecord(f"{label}#<end>", "<end>", error=tail_error)
 
 
-def _records(tf, members, label, intrinsics, warnings) -> Iterator[ClipRecord]:
+def _size(fobj) -> int | None:
+    try:
+        return fobj.seek(0, os.SEEK_END)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _records(tf, members, label, intrinsics, warnings, size: int | None) -> Iterator[ClipRecord]:
     groups: "OrderedDict[str, dict[str, tarfile.TarInfo]]" = OrderedDict()
     for m in members:
         if m.isdir():
             continue
         why = unsafe_reason(m)
+        if not why and size is not None and m.offset_data + m.size > size:  # tarfile only seeks past it
+            why = f"member is cut short: {printable(m.name)} declares {m.size} bytes, the shard ends before"
         if why:
             yield ClipRecord(f"{label}#{printable(m.name)}", printable(m.name), error=why)
             continue
