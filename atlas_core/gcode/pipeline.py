@@ -221,7 +221,8 @@ def _analyze_decoded(decoded: DecodedGcode, options: GcodeOptions, res: GcodeRes
     res.warnings = list(stats.warnings)
     if stats.fw_retract_mm:
         res.warnings.append(f"firmware retraction (G10/G11): {stats.fw_retract_mm:.0f} mm of filament moves timed as "
-                            f"instantaneous, as slicers estimate; at the retract speed they add ~{stats.fw_retract_s:.0f} s")
+                            "instantaneous, as slicers estimate; at the retract speed they add "
+                            f"~{stats.fw_retract_s:.0f} s")
     if stats.flow_factor != 1.0:
         res.warnings.append(f"M221 flow override {100 * stats.flow_factor:.0f} % in force: filament_mm is the "
                             "commanded length; energy uses the length actually fed")
