@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("gcode", "video", "twin", "leaks", "bridge")
+SUBCOMMANDS = ("gcode", "video", "floor", "twin", "leaks", "bridge")
 
 
 class _Parser(argparse.ArgumentParser):
