@@ -9,6 +9,9 @@ For each block with acceleration a and length d, entry speed v0, exit speed v1 a
   PrusaSlicer's jerk rule lets the next block start at its own safe speed, a jump the jerk limit allows)
 * its peak respects the commanded feedrate F of its source line (modal F, read here with a regex,
   independently of the kernel's parser); homing rows run at the homing feedrate and are not checked.
+* speed is continuous: a block enters at exactly the speed the block before it left at, also across the
+  look-ahead queue's re-plans, unless a synchronising command (M400, G4, G28, G92 without E, heater waits,
+  pauses: the queue drains, the machine stops at a safe speed and starts again) lies between them.
 
 Each inequality holds within 1e-6 relative. Files: every file of the generated prusa-slicer corpus
 (tests/gcode_corpus.py; skipped without prusa-slicer) and every file that ships in ``samples/gcode``.
@@ -34,34 +37,38 @@ SAMPLE_FILES = sorted(p for p in SAMPLES_GCODE.iterdir() if ".gcode" in p.name o
 _MOTION_F = re.compile(rb"^\s*(?:N\d+\s+)?G0*[0-3](?![0-9.])[^;(]*?F\s*([0-9]*\.?[0-9]+)", re.IGNORECASE)
 
 
-def _modal_feed_mm_s(path: Path) -> np.ndarray | None:
-    """Feedrate in force at each 1-based source line (mm/s; nan before the first F), or None if unknown.
+_SYNC = re.compile(rb"^\s*(?:N\d+\s+)?(?:M0*(?:400|0|1|25|600|601|109|190|191)|G0*4|G0*28|G92(?![^;]*E))(?![0-9.])",
+                   re.IGNORECASE)
 
-    None for files whose feed is not plain F/60 (inches, M220 speed factor, binary G-code).
-    """
+
+def _source_oracles(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """From the source text, per 1-based line: the modal feedrate (mm/s, nan before the first F) and the
+    number of synchronising commands up to that line. (None, None) for binary G-code; feed None where it
+    is not plain F/60 (inches, M220 speed factor)."""
     if path.suffix == ".bgcode":
-        return None
+        return None, None
     data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if re.search(rb"^\s*(G20|M220)\b", data, re.MULTILINE | re.IGNORECASE):
-        return None
     lines = data.split(b"\n")
-    feed = np.full(len(lines) + 2, np.nan)
-    cur = np.nan
+    feed, syncs = np.full(len(lines) + 2, np.nan), np.zeros(len(lines) + 2, np.int64)
+    cur, n_sync = np.nan, 0
     for k, line in enumerate(lines, start=1):
         m = _MOTION_F.match(line)
         if m and float(m.group(1)) > 0:
             cur = float(m.group(1)) / 60.0
-        feed[k] = cur
-    return feed
+        n_sync += _SYNC.match(line) is not None
+        feed[k], syncs[k] = cur, n_sync
+    if re.search(rb"^\s*(G20|M220)\b", data, re.MULTILINE | re.IGNORECASE):
+        feed = None
+    return feed, syncs
 
 
 def _assert_kinematic(path: Path) -> None:
     res = analyze_file(path, GcodeOptions(voxel_mm=None, keep_moves=True))
     assert res.ok, res.error
-    _assert_possible(res.move_table, path.name, _modal_feed_mm_s(path))
+    _assert_possible(res.move_table, path.name, *_source_oracles(path))
 
 
-def _assert_possible(m: MoveTable, name: str, feed: np.ndarray | None) -> None:
+def _assert_possible(m: MoveTable, name: str, feed: np.ndarray | None, syncs: np.ndarray | None) -> None:
     sel = m.dist_mm > 0
     assert sel.sum() > 100
     v0, v1, vc = m.v_entry_mm_s[sel], m.v_exit_mm_s[sel], m.v_cruise_mm_s[sel]
@@ -81,6 +88,12 @@ def _assert_possible(m: MoveTable, name: str, feed: np.ndarray | None) -> None:
         f = feed[m.line[rows]]
         known = np.isfinite(f) & (m.kind[rows] != HOMING)
         check(vc[known], f[known], "v_cruise <= commanded F")
+    if syncs is not None:
+        pair = np.flatnonzero(sel[:-1] & sel[1:] & (m.kind[:-1] != HOMING) & (m.kind[1:] != HOMING))
+        pair = pair[syncs[m.line[pair + 1] - 1] == syncs[m.line[pair]]]  # no synchronising line between
+        jump = pair[m.v_entry_mm_s[pair + 1] != m.v_exit_mm_s[pair]]
+        assert jump.size == 0, (f"{name}: {jump.size} of {pair.size} junctions change speed "
+                                f"(source lines {m.line[jump[:5]].tolist()})")
 
 
 @pytest.mark.parametrize("path", SAMPLE_FILES, ids=[p.name for p in SAMPLE_FILES])
@@ -99,7 +112,7 @@ JERK_X = 8.0  # mm/s
 
 def _zigzag(n_moves: int, seed: int = 11) -> str:
     """Short moves with random lengths, feeds and reversals, no synchronising command: the look-ahead queue
-    is re-planned every 192 blocks, with 64 kept open across each re-plan."""
+    is re-planned each time it exceeds 256 blocks, with the newest 64 kept open across the re-plan."""
     rng = np.random.default_rng(seed)
     lines, x, y = ["G21", "G90", "M83"], 0.0, 0.0
     for k in range(n_moves):
@@ -121,11 +134,12 @@ def test_queue_boundaries_plan_possible_motion_and_end_at_safe_speed():
     data = text.encode()
     whole = plan([data], prof, None, "marlin2").moves
     assert len(whole) == 3001
-    feed = np.full(len(data.split(b"\n")) + 2, np.nan)
+    n_lines = len(data.split(b"\n")) + 2
+    feed = np.full(n_lines, np.nan)
     for k, line in enumerate(data.split(b"\n"), start=1):
         m = _MOTION_F.match(line)
         feed[k] = float(m.group(1)) / 60.0 if m else np.nan
-    _assert_possible(whole, "zigzag", feed)
+    _assert_possible(whole, "zigzag", feed, np.zeros(n_lines, np.int64))
     # the last block ends at its safe speed: an X-only move above the X jerk stops from JERK_X
     assert whole.v_exit_mm_s[-1] == pytest.approx(JERK_X, rel=1e-12)
     # chunk cuts at odd places (inside the kept look-ahead window) change nothing
