@@ -30,6 +30,7 @@ PARALLAX_PCT = 80  # percentile of the points' residual parallax compared with i
 # Scale when no floor plane is ever found: the median triangulated point is taken to lie PRIOR_DEPTH_M away
 # (an assumption for indoor scenes; the record then says scale_source = "prior").
 PRIOR_DEPTH_M = 3.0
+SOFT_PARALLAX = 0.4
 GRID_X, GRID_Y = 4, 3  # feature buckets
 PLANE_TOL_PX = 2.4  # floor homography inliers: KLT chained over a few frames drifts by up to ~1-2 px
 
@@ -104,6 +105,7 @@ class FloorTracker:
         self.lost_since = None
         self.down_w = np.array([0.0, 1.0, 0.0])  # gravity guess: the first camera's image "down"
         self.mask = None
+        self.last_dir = None  # world direction of the last measured translation
 
     # ---------------------------------------------------------------- features
     def _detect(self, gray: np.ndarray) -> np.ndarray:
@@ -180,7 +182,12 @@ class FloorTracker:
                     self.traj.normals_world.append(self.kf_r @ normal)
                     self._update_gravity()
                 prior = PRIOR_DEPTH_M / float(np.median(pose.points[:, 2])) if len(pose.points) >= 8 else None
-                return Link(pose.r, self.kf_r @ c_kf, scale, prior, True), self.kf_r @ pose.r.T
+                self.last_dir = self.kf_r @ c_kf
+                return Link(pose.r, self.last_dir, scale, prior, True), self.kf_r @ pose.r.T
+            # parallax but no essential matrix (a fast turn): moved along the last direction (else the optical
+            # axis) by the speed of the neighbouring pairs (path.py), rather than not at all
+            guess = self.last_dir if self.last_dir is not None else self.kf_r[:, 2]
+            return Link(r_rot, guess, None, None, True), self.kf_r @ r_rot.T
         return Link(r_rot, None, None, None, False), self.kf_r @ r_rot.T
 
     def _update_gravity(self) -> None:
@@ -233,10 +240,13 @@ class FloorTracker:
             self._lose(gray, i, t)
             return
         r_rot, resid = rotation_only(self.kf_bear, b2)
-        moved = math.degrees(float(np.percentile(resid, PARALLAX_PCT))) >= c.parallax_deg
+        parallax = math.degrees(float(np.percentile(resid, PARALLAX_PCT)))
+        moved = parallax >= c.parallax_deg
         few = len(self.pts) < max(2 * c.min_tracks, c.redetect_share * self.n_detected)
         if moved or few or t - self.kf_t >= c.still_refresh_s:
-            link, r_world = self._link(self.kf_bear, b2, r_rot, moved)
+            # a keyframe forced early (tracks leaving in a fast turn) keeps its translation when there is some
+            # parallax (SOFT_PARALLAX of the threshold, still far above a still camera's KLT noise of ~0.05 deg)
+            link, r_world = self._link(self.kf_bear, b2, r_rot, parallax >= SOFT_PARALLAX * c.parallax_deg)
             if self._new_keyframe(gray, i, t, r_world, link):
                 self._mark(True, r_world, kf + 1)
                 self.last_good = None
