@@ -2,7 +2,9 @@
 
 Secrets (S3 keys, HF token) are read from the environment at call time and passed straight
 to the filesystem constructor; they are never stored on a resource, so no repr, log line or
-metadata dict can carry them.
+metadata dict can carry them. A remote error that echoes them back (an error body quoting the
+request's ``Authorization`` header) is cleaned by ``atlas_core.redact`` (``scrubbed``, ``redact``),
+whose ``SECRET_ENV_VARS`` is the list used here.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from urllib.parse import urlsplit
 
 import fsspec
 
-SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "HF_TOKEN")
+from atlas_core.redact import SECRET_ENV_VARS, one_line_error, redact, redact_obj, scrubbed  # noqa: F401
+
 LOCAL_PROTOCOLS = ("", "file", "local")
 
 
@@ -68,10 +71,11 @@ def storage_options_for(root: str) -> dict[str, Any]:
 
 
 def hf_filesystem() -> fsspec.AbstractFileSystem:
-    """HfFileSystem authenticated with HF_TOKEN from the environment (None = anonymous)."""
+    """HfFileSystem authenticated with HF_TOKEN from the environment (None = anonymous), on the Hub or on the
+    mirror named by HF_ENDPOINT (read at call time; huggingface_hub itself reads it once, at import)."""
     from huggingface_hub import HfFileSystem
 
-    return HfFileSystem(token=os.environ.get("HF_TOKEN") or None)
+    return HfFileSystem(token=os.environ.get("HF_TOKEN") or None, endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
 def filesystem_for(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -85,15 +89,7 @@ def filesystem_for(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, fs._strip_protocol(root).rstrip("/")
 
 
-def redact(text: str) -> str:
-    """Replace any secret env value found in `text` by '***'."""
-    for var in SECRET_ENV_VARS:
-        value = os.environ.get(var)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
-
-
 def contains_secret(text: str) -> bool:
-    """True when a secret env value occurs in `text`."""
-    return redact(text) != text
+    """True when a secret env value (``SECRET_ENV_VARS``) occurs in `text` (``redact`` also masks credentials
+    recognised by their form; this test, which refuses a commit, looks for the env values only)."""
+    return any(v and len(v) >= 4 and v in text for v in (os.environ.get(var) for var in SECRET_ENV_VARS))

@@ -1,5 +1,9 @@
 """Source resources: the Slice-100K G-code corpus and the Egocentric-10K video shards.
 
+Remote errors raised by these resources never carry a secret: every public method (and every read of a
+stream they return) re-raises through ``atlas_core.redact.scrubbed``, so an error body that echoes the
+request's ``Authorization`` header reaches no record, log line or metadata.
+
 Partitioning (Dagster advises <= 100,000 partitions per asset, so never one per file):
 
 * G-code: one partition per *batch* = stable hash bucket of the member's POSIX relpath
@@ -23,11 +27,14 @@ from typing import IO, Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from atlas_core.redact import scrubbed
+from atlas_core.safe_load import short
 from atlas_resources import _fs
 
 DEFAULT_GCODE_INCLUDE = ["*.gcode", "*.bgcode", "*.gcode.gz", "*.zip"]
 ARCHIVE_PATTERNS = ("*.zip",)
 EGOCENTRIC_HF_ROOT = "hf://datasets/builddotai/Egocentric-10K"
+# matched whole (fullmatch): "$" alone also matches before a final newline
 SHARD_RE = re.compile(
     r"^(?P<factory>factory_(?P<f>\d+))/workers/(?P<worker>worker_(?P<w>\d+))/"
     r"factory(?P=f)_worker(?P=w)_part(?P<part>\d+)\.tar$"
@@ -110,7 +117,7 @@ def fingerprint_of(rows: Iterable[tuple[Any, ...]]) -> str:
 
 
 class _Closing(io.RawIOBase):
-    """Binary reader that also closes the objects it was opened from."""
+    """Binary reader that also closes the objects it was opened from (seekable when the inner stream is)."""
 
     def __init__(self, inner: IO[bytes], *outer: Any):
         super().__init__()
@@ -119,13 +126,25 @@ class _Closing(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @scrubbed
     def readinto(self, b: Any) -> int:
         data = self._inner.read(len(b))
         b[: len(data)] = data
         return len(data)
 
+    @scrubbed
     def read(self, size: int = -1) -> bytes:
         return self._inner.read(size)
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._inner, "seekable", lambda: False)())
+
+    @scrubbed
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._inner.tell()
 
     def close(self) -> None:
         if not self.closed:
@@ -173,6 +192,7 @@ class Slice100kSource(dg.ConfigurableResource):
         """Partition key of a relpath (independent of PYTHONHASHSEED)."""
         return bucket_key(bucket_index(relpath, self.buckets), self.buckets)
 
+    @scrubbed
     def partition_keys(self) -> list[str]:
         """All bucket keys (static): b000..b{buckets-1}. In archive mode, the archives found plus loose buckets."""
         if self.partition_by == "archive":
@@ -208,6 +228,7 @@ class Slice100kSource(dg.ConfigurableResource):
             fs, path = _fs.filesystem_for(root)
             yield from _scan_remote(fs, path)
 
+    @scrubbed
     def list_members(self) -> list[Member]:
         """Every matching G-code file and zip member, sorted by relpath."""
         files, archives = self._file_patterns(), self._archive_patterns()
@@ -234,15 +255,16 @@ class Slice100kSource(dg.ConfigurableResource):
                 continue
             rel = f"{archive}/{info.filename}"
             mtime = datetime(*info.date_time).timestamp()
-            out.append(
-                Member(rel, info.file_size, mtime, f"{info.CRC:08x}", self._key_for(rel, archive), archive, info.filename)
-            )
+            out.append(Member(rel, info.file_size, mtime, f"{info.CRC:08x}", self._key_for(rel, archive), archive,
+                              info.filename))
         return out
 
+    @scrubbed
     def members_of(self, partition_key: str) -> list[Member]:
         """Members of one partition (bucket key or archive relpath)."""
         if self.partition_by == "bucket" and not self._is_bucket_key(partition_key):
-            raise ValueError(f"unknown G-code partition key {partition_key!r} (expected {bucket_key(0, self.buckets)}..)")
+            raise ValueError(f"unknown G-code partition key {short(partition_key)} "
+                             f"(expected {bucket_key(0, self.buckets)}..)")
         return [m for m in self.list_members() if m.bucket == partition_key]
 
     # -- reading
@@ -254,6 +276,7 @@ class Slice100kSource(dg.ConfigurableResource):
         fs, path = _fs.filesystem_for(root)
         return fs.open(f"{path}/{relpath}", "rb")
 
+    @scrubbed
     def open_member(self, member: Member) -> IO[bytes]:
         """Binary stream of a member's G-code (zip members streamed, *.gz decompressed); close it after use."""
         raw = self._open_raw(member.archive or member.relpath)
@@ -265,6 +288,7 @@ class Slice100kSource(dg.ConfigurableResource):
             stream = _Closing(gzip.GzipFile(fileobj=stream), stream)
         return stream
 
+    @scrubbed
     def read_member(self, member: Member) -> bytes:
         """Whole G-code content of a member as bytes."""
         with self.open_member(member) as fh:
@@ -294,15 +318,15 @@ class Shard:
 
 def shard_key(relpath: str) -> str | None:
     """Partition key ``factory_001/worker_001/part00`` of a shard relpath, or None if not a shard."""
-    m = SHARD_RE.match(relpath)
+    m = SHARD_RE.fullmatch(relpath)
     return f"{m['factory']}/{m['worker']}/part{m['part']}" if m else None
 
 
 def shard_relpath(key: str) -> str:
     """Relpath ``factory_001/workers/worker_001/factory001_worker001_part00.tar`` of a partition key."""
-    m = KEY_RE.match(key)
+    m = KEY_RE.fullmatch(key)
     if not m:
-        raise ValueError(f"bad Egocentric shard key {key!r} (expected factory_NNN/worker_NNN/partPP)")
+        raise ValueError(f"bad Egocentric shard key {short(key)} (expected factory_NNN/worker_NNN/partPP)")
     f, w, part = m["f"], m["w"], m["part"]
     return f"factory_{f}/workers/worker_{w}/factory{f}_worker{w}_part{part}.tar"
 
@@ -327,32 +351,36 @@ class EgocentricSource(dg.ConfigurableResource):
         fs, path = self._fs()
         return list(_scan_remote(fs, path))
 
+    @scrubbed
     def list_shards(self) -> list[Shard]:
         """All tar shards, sorted by key."""
         out = []
         for rel, size, mtime, etag in self._listing():
-            m = SHARD_RE.match(rel)
+            m = SHARD_RE.fullmatch(rel)
             if m:
                 key = f"{m['factory']}/{m['worker']}/part{m['part']}"
                 out.append(Shard(key, rel, size, mtime, etag, m["factory"], m["worker"], f"part{m['part']}"))
         return sorted(out, key=lambda s: s.key)
 
+    @scrubbed
     def partition_keys(self) -> list[str]:
         """Keys of all shards (for a DynamicPartitionsDefinition)."""
         return [s.key for s in self.list_shards()]
 
+    @scrubbed
     def shard(self, key: str) -> Shard:
         """The shard with partition key `key`."""
         for s in self.list_shards():
             if s.key == key:
                 return s
-        raise KeyError(f"no Egocentric shard with key {key!r} under {self.root}")
+        raise KeyError(f"no Egocentric shard with key {short(key)} under {self.root}")
 
     def url_of(self, relpath: str) -> str:
         """Full path/URL of a relpath under the root (for metadata; never contains the token)."""
         root = _fs.check_root(self.root)
         return str(_fs.local_path(root) / relpath) if _fs.is_local(root) else f"{root}/{relpath}"
 
+    @scrubbed
     def intrinsics_for(self, shard: Shard | str) -> str | None:
         """Path/URL of the worker's intrinsics.json, or None if the worker folder has none."""
         relpath = shard.relpath if isinstance(shard, Shard) else shard_relpath(shard)
@@ -360,13 +388,15 @@ class EgocentricSource(dg.ConfigurableResource):
         fs, path = self._fs()
         return self.url_of(rel) if fs.exists(f"{path}/{rel}") else None
 
+    @scrubbed
     def open_shard(self, key: str) -> IO[bytes]:
         """Binary stream of the shard's tar (fsspec; close it after use). No listing needed."""
         fs, path = self._fs()
         try:
-            return fs.open(f"{path}/{shard_relpath(key)}", "rb")
+            fh = fs.open(f"{path}/{shard_relpath(key)}", "rb")
         except FileNotFoundError:
-            raise FileNotFoundError(f"no Egocentric shard {key!r} under {self.root}") from None
+            raise FileNotFoundError(f"no Egocentric shard {short(key)} under {self.root}") from None
+        return _Closing(fh)  # its reads re-raise remote errors without secrets
 
     def fingerprint(self, shards: Iterable[Shard]) -> str:
         """Change-detection hash over (relpath, size, mtime, etag)."""

@@ -11,7 +11,9 @@ Publishing (a crash mid-write never exposes a partial item):
 * S3: write the payload under a versioned prefix ``<key>/v-<hash>-<uuid>/``, then PUT the
   manifest ``<key>/_atlas.json`` last (a single PUT is atomic), then delete the previous version.
 
-Secrets (AWS keys) are read from the environment at call time and never stored on the resource.
+Secrets (AWS keys) are read from the environment at call time and never stored on the resource; an
+error out of a public method never carries one (``atlas_core.redact.scrubbed``: an S3-compatible endpoint
+may echo the request in its error body).
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from atlas_core.redact import scrubbed
+from atlas_core.safe_load import short
 from atlas_resources import _fs
 
 MANIFEST_NAME = "_atlas.json"
@@ -42,6 +46,7 @@ def _default_local_root() -> str:
     """$DAGSTER_HOME/storage/atlas (its own folder: Dagster's IO manager also writes under storage/)."""
     home = os.environ.get("DAGSTER_HOME") or "./dagster_home"
     return os.path.join(home, "storage", "atlas")
+# matched whole (fullmatch): "$" alone also matches before a final newline ("a\n" is not a key segment)
 TMP_RE = re.compile(r"^(?P<name>.+)\.(?P<kind>tmp|old)-(?P<uuid>[0-9a-f]{32})$")
 VERSION_RE = re.compile(r"^v-[0-9a-zA-Z_-]*-[0-9a-f]{8}$")
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._=+-]+$")
@@ -68,10 +73,12 @@ def _check_key(key: str) -> str:
     if not parts:
         raise ValueError("storage key is empty")
     for part in parts:
-        if not SEGMENT_RE.match(part) or part in (".", "..") or TMP_RE.match(part) or VERSION_RE.match(part):
-            raise ValueError(f"bad storage key {key!r}: segment {part!r} is empty, reserved or has odd characters")
+        reserved = part in (".", "..") or TMP_RE.fullmatch(part) or VERSION_RE.fullmatch(part)
+        if not SEGMENT_RE.fullmatch(part) or reserved:
+            raise ValueError(f"bad storage key {short(key)}: segment {short(part)} is empty, reserved or has odd "
+                             "characters")
         if part == MANIFEST_NAME:
-            raise ValueError(f"bad storage key {key!r}: {MANIFEST_NAME} is reserved")
+            raise ValueError(f"bad storage key {short(key)}: {MANIFEST_NAME} is reserved")
     return "/".join(parts)
 
 
@@ -147,6 +154,7 @@ class AtlasStorage(dg.ConfigurableResource):
 
     # ------------------------------------------------------------------ manifests
 
+    @scrubbed
     def read_manifest(self, key: str) -> dict[str, Any] | None:
         """Committed manifest of `key`, or None if no committed item."""
         key = _check_key(key)
@@ -160,6 +168,7 @@ class AtlasStorage(dg.ConfigurableResource):
             return None
         return json.loads(raw)
 
+    @scrubbed
     def has_item(self, key: str, content_hash: str) -> bool:
         """True when `key` is committed with exactly `content_hash`."""
         manifest = self.read_manifest(key)
@@ -237,9 +246,10 @@ class AtlasStorage(dg.ConfigurableResource):
             raise
         fs.pipe_file(f"{base}/{key}/{MANIFEST_NAME}", _manifest_bytes({**manifest, "data": data}))
         old_version = (previous or {}).get("data", "").split("/", 1)[0]
-        if VERSION_RE.match(old_version) and old_version != version:
+        if VERSION_RE.fullmatch(old_version) and old_version != version:
             _rm_quiet(fs, f"{base}/{key}/{old_version}")
 
+    @scrubbed
     def commit_dataset(
         self, key: str, ds: Any, content_hash: str, metadata: dict[str, Any] | None = None, force: bool = False
     ) -> CommitResult:
@@ -265,6 +275,7 @@ class AtlasStorage(dg.ConfigurableResource):
 
         return upload
 
+    @scrubbed
     def commit_bytes(
         self, key: str, data: bytes, content_hash: str | None = None,
         metadata: dict[str, Any] | None = None, force: bool = False, name: str = "data.bin",
@@ -276,6 +287,7 @@ class AtlasStorage(dg.ConfigurableResource):
         content_hash = content_hash or "sha256:" + hashlib.sha256(data).hexdigest()
         return self._commit(key, content_hash, metadata, "bytes", "bin", name, self._bytes_writer(data), force)
 
+    @scrubbed
     def commit_table(
         self, key: str, df: Any, content_hash: str | None = None,
         metadata: dict[str, Any] | None = None, force: bool = False,
@@ -304,6 +316,7 @@ class AtlasStorage(dg.ConfigurableResource):
             raise KeyError(f"no committed item {key!r} in {self.uri(key).rsplit('/', 1)[0]}")
         return manifest
 
+    @scrubbed
     def open_dataset(self, key: str) -> Any:
         """Lazily open a committed dataset (zarr via fsspec, or hdf5 via an fsspec file)."""
         import xarray as xr
@@ -320,6 +333,7 @@ class AtlasStorage(dg.ConfigurableResource):
         fs, _ = self._remote()
         return xr.open_dataset(fs.open(target.split("://", 1)[1], "rb"), engine="h5netcdf")
 
+    @scrubbed
     def read_bytes(self, key: str) -> bytes:
         """Payload bytes of a committed bytes/table item."""
         manifest = self._require(key)
@@ -331,6 +345,7 @@ class AtlasStorage(dg.ConfigurableResource):
         fs, _ = self._remote()
         return fs.cat_file(target.split("://", 1)[1])
 
+    @scrubbed
     def read_table(self, key: str) -> Any:
         """A committed table as a pandas DataFrame."""
         import pandas as pd
@@ -339,6 +354,7 @@ class AtlasStorage(dg.ConfigurableResource):
         data = io.BytesIO(self.read_bytes(key))
         return pd.read_parquet(data) if manifest["format"] == "parquet" else pd.read_csv(data)
 
+    @scrubbed
     def list_items(self, prefix: str = "") -> list[str]:
         """Keys of committed items under `prefix` (sorted; temporaries excluded)."""
         prefix = _check_key(prefix) if prefix.strip("/") else ""
@@ -358,6 +374,7 @@ class AtlasStorage(dg.ConfigurableResource):
 
     # ------------------------------------------------------------------ housekeeping
 
+    @scrubbed
     def gc_temporaries(self, max_age_s: float = 3600.0) -> list[str]:
         """Remove temporaries older than `max_age_s` left by crashed commits; return what was removed.
 
@@ -376,7 +393,7 @@ class AtlasStorage(dg.ConfigurableResource):
         for name, info in fs.find(base, detail=True).items():
             parts = name[len(base) + 1:].split("/")
             for i, part in enumerate(parts[:-1]):
-                if VERSION_RE.match(part):
+                if VERSION_RE.fullmatch(part):
                     item = "/".join(parts[:i])
                     mtime = _mtime_of(info)
                     newest[(item, part)] = max(newest.get((item, part), 0.0), mtime)
@@ -417,7 +434,7 @@ def _walk_local_items(root: Path, start: Path) -> list[str]:
             continue
         with os.scandir(d) as it:
             for entry in it:
-                if entry.is_dir(follow_symlinks=False) and not TMP_RE.match(entry.name):
+                if entry.is_dir(follow_symlinks=False) and not TMP_RE.fullmatch(entry.name):
                     stack.append(Path(entry.path))
     return out
 
@@ -433,7 +450,7 @@ def _gc_local(root: Path, max_age_s: float) -> list[str]:
             dirnames[:] = []
             continue
         for name in list(dirnames):
-            m = TMP_RE.match(name)
+            m = TMP_RE.fullmatch(name)
             if not m:
                 continue
             dirnames.remove(name)
@@ -467,7 +484,8 @@ def _mtime_of(info: dict[str, Any]) -> float:
 
 
 def storage_from_env(env: str | None = None) -> AtlasStorage:
-    """AtlasStorage for ATLAS_ENV=local (ATLAS_STORAGE_ROOT, default $DAGSTER_HOME/storage/atlas) or s3 (ATLAS_S3_ROOT)."""
+    """AtlasStorage for ATLAS_ENV=local (ATLAS_STORAGE_ROOT, default $DAGSTER_HOME/storage/atlas) or s3
+    (ATLAS_S3_ROOT)."""
     env = (env or os.environ.get("ATLAS_ENV") or "local").strip().lower()
     fmt = os.environ.get("ATLAS_STORAGE_FORMAT", "zarr")
     if env == "local":
@@ -477,4 +495,4 @@ def storage_from_env(env: str | None = None) -> AtlasStorage:
         if not root.startswith("s3://"):
             raise ValueError("ATLAS_ENV=s3 needs ATLAS_S3_ROOT=s3://bucket/prefix")
         return AtlasStorage(root=root, format=fmt)
-    raise ValueError(f"ATLAS_ENV must be 'local' or 's3', got {env!r}")
+    raise ValueError(f"ATLAS_ENV must be 'local' or 's3', got {short(env)}")
