@@ -11,4 +11,5 @@ from atlas_resources import resources_for_env
 from . import atlas, floor, gcode, video
 from .executors import executor_from_env
 
-defs = dg.Definitions.merge(gcode.defs, video.defs, floor.defs, atlas.defs, dg.Definitions(resources=resources_for_env(), executor=executor_from_env()))
+defs = dg.Definitions.merge(gcode.defs, video.defs, floor.defs, atlas.defs,
+                            dg.Definitions(resources=resources_for_env(), executor=executor_from_env()))

@@ -37,6 +37,8 @@ from atlas_core.atlas.report import power_plot_png, write_report
 from atlas_core.atomic import dumps_strict
 from atlas_core.bridge.report import LeakReport
 from atlas_core.gcode.voxel import sha256_file
+from atlas_core.redact import one_line_error
+from atlas_core.safe_load import read_bounded
 from atlas_resources import AtlasStorage
 
 from ..tables import table_digest
@@ -87,8 +89,8 @@ def default_model_path() -> Path | None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+    """``Type: message`` on one line, secrets removed (``atlas_core.redact``), at most 300 characters."""
+    return one_line_error(exc, 300)
 
 
 def _sha(*parts: Any) -> str:
@@ -160,7 +162,8 @@ def committed_model_path(storage: AtlasStorage) -> Path | None:
     description="Thermodynamic Bridge Model retrained (seeded) on twin renders of a folder's PrusaSlicer G-code; "
                 "weights committed through storage.",
 )
-def bridge_model(context: dg.AssetExecutionContext, config: BridgeModelConfig, storage: AtlasStorage) -> dg.MaterializeResult:
+def bridge_model(context: dg.AssetExecutionContext, config: BridgeModelConfig,
+                 storage: AtlasStorage) -> dg.MaterializeResult:
     folder = Path(config.gcode_folder or os.environ.get("ATLAS_BRIDGE_GCODE") or DEFAULT_BRIDGE_GCODE)
     files = training_files(folder, config.max_files, config.min_extrusions)
     if not files:
@@ -245,12 +248,15 @@ def pairs_path(cfg: EnergyAtlasConfig) -> Path:
     return Path(cfg.pairs or os.environ.get("ATLAS_PAIRS") or DEFAULT_PAIRS)
 
 
+MAX_TRUTH_BYTES = 1 << 20  # a TRUTH.json written by `atlas twin` is a few KB
+
+
 def _truth_offset(pair: Pair) -> float | None:
     if pair.truth_path is None:
         return None
     try:
-        v = json.loads(pair.truth_path.read_text(encoding="utf-8")).get("offset_s")
-    except (OSError, ValueError, AttributeError):
+        v = json.loads(read_bounded(pair.truth_path, max_bytes=MAX_TRUTH_BYTES).decode("utf-8")).get("offset_s")
+    except (OSError, ValueError, AttributeError, RecursionError):  # BoundedLoadError is a ValueError
         return None
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
@@ -258,7 +264,8 @@ def _truth_offset(pair: Pair) -> float | None:
 def _pair_row(pair: Pair, report: LeakReport, content_hash: str | None, aligned: bool, skipped: bool) -> dict:
     truth = _truth_offset(pair)
     off = report.offset_s if report.ok else None
-    return {"pair_id": pair.id, "status": "ok" if report.ok else "failed", "error": report.error,
+    return {"pair_id": pair.id, "status": "ok" if report.ok else "failed",
+            "error": one_line_error(report.error) if report.error else report.error,
             "gcode": str(pair.gcode_path), "clip": str(pair.clip_path), "machine": pair.machine,
             "time_scale": pair.time_scale, "offset_s": off, "rate": report.rate if report.ok else None,
             "alignment": (report.meta or {}).get("alignment") if report.ok else None,
@@ -276,9 +283,10 @@ def _planned_group(root: Path, pair: Pair, gsha: str, cfg: EnergyAtlasConfig, pr
     h = _sha("planned", gsha, profile.model_dump(mode="json"), cfg.voxel_mm, cfg.max_voxels, atlas_core.__version__)
     if not cfg.force and store.group_hash(root, f"planned/{pair.id}") == h:
         return
-    res = analyze_file(str(pair.gcode_path), GcodeOptions(machine=profile, voxel_mm=cfg.voxel_mm, max_voxels=cfg.max_voxels))
+    res = analyze_file(str(pair.gcode_path),
+                       GcodeOptions(machine=profile, voxel_mm=cfg.voxel_mm, max_voxels=cfg.max_voxels))
     if res.grid is None:
-        log.warning(f"{pair.id}: no voxel grid: {res.error}")
+        log.warning(f"{pair.id}: no voxel grid: {one_line_error(res.error or 'no grid')}")
         return
     store.write_group(root, "planned", pair.id, store.planned_dataset(res.grid.ds), h, prov, force=cfg.force)
 
@@ -293,9 +301,10 @@ def _observed_group(root: Path, pair: Pair, csha: str, cfg: EnergyAtlasConfig, p
         return
     res = analyze_clip(pair.clip_path, cal)
     if not res.ok or res.tensor is None:
-        log.warning(f"{pair.id}: no activity tensor: {res.error}")
+        log.warning(f"{pair.id}: no activity tensor: {one_line_error(res.error or 'no tensor')}")
         return
-    store.write_group(root, "observed", pair.id, store.observed_dataset(res.tensor.to_xarray()), h, prov, force=cfg.force)
+    store.write_group(root, "observed", pair.id, store.observed_dataset(res.tensor.to_xarray()), h, prov,
+                      force=cfg.force)
 
 
 def process_pair(root: Path, pair: Pair, model_path: Path | None, model_sha: str | None, cfg: EnergyAtlasConfig,
@@ -366,12 +375,14 @@ def _md(df: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
                 "their alignment (time map, per-window energy, leaks, voxels printed during each leak) in ONE Zarr "
                 "hierarchy.",
 )
-def energy_atlas(context: dg.AssetExecutionContext, config: EnergyAtlasConfig, storage: AtlasStorage) -> dg.MaterializeResult:
+def energy_atlas(context: dg.AssetExecutionContext, config: EnergyAtlasConfig,
+                 storage: AtlasStorage) -> dg.MaterializeResult:
     path = pairs_path(config)
     try:
         pairs, manifest_errors = load_pairs(path)
     except PairsError as exc:
-        raise dg.Failure(str(exc)) from None
+        raise dg.Failure(one_line_error(str(exc))) from None
+    manifest_errors = [one_line_error(e) for e in manifest_errors]
     for err in manifest_errors:
         context.log.warning(err)
     root = readable_hierarchy(storage)  # on S3: the committed zip restored when this machine has no copy
@@ -393,7 +404,8 @@ def energy_atlas(context: dg.AssetExecutionContext, config: EnergyAtlasConfig, s
                          {"groups": len(groups)}, name="index.json")
     _publish_remote(storage, root, index_hash)
     ok = table[table.status == "ok"]
-    meta = {"pairs": len(table), "ok": len(ok), "failed": len(table) - len(ok), "skipped_unchanged": int(table.skipped.sum()),
+    meta = {"pairs": len(table), "ok": len(ok), "failed": len(table) - len(ok),
+            "skipped_unchanged": int(table.skipped.sum()),
             "manifest_errors": len(manifest_errors), "groups": len(groups),
             "hierarchy": dg.MetadataValue.path(str(root)), "pairs_table": dg.MetadataValue.path(res.uri),
             "model_path": dg.MetadataValue.path(str(model_path) if model_path else "(find_leaks default)"),
@@ -440,7 +452,8 @@ def entropy_leaks(context: dg.AssetExecutionContext, storage: AtlasStorage) -> d
             ps, pe = ds["leak_planned_start_s"].values, ds["leak_planned_end_s"].values
             per_leak = pd.Series(ds["leak_voxel_leak"].values).value_counts()
         for i, lk in enumerate(rep.leaks):
-            rows.append({"pair_id": pid, "leak": i, "kind": lk.kind, "start_s": float(lk.start_s), "end_s": float(lk.end_s),
+            rows.append({"pair_id": pid, "leak": i, "kind": lk.kind, "start_s": float(lk.start_s),
+                         "end_s": float(lk.end_s),
                          "planned_at_s": float(lk.planned_at_s), "planned_start_s": float(ps[i]),
                          "planned_end_s": float(pe[i]), "excess_j": float(lk.excess_j), "score": float(lk.score),
                          "n_voxels": int(per_leak.get(i, 0))})
@@ -481,7 +494,8 @@ ALERT_COLUMNS = ["pair_id", "kind", "source", "start_s", "end_s", "value", "limi
     description="AI-Shield alerts per pair: planned power above the machine's PSU rating, observed erratic motion "
                 "(jerk, residual motion) beyond its robust baseline.",
 )
-def shield_alerts(context: dg.AssetExecutionContext, config: ShieldConfig, storage: AtlasStorage) -> dg.MaterializeResult:
+def shield_alerts(context: dg.AssetExecutionContext, config: ShieldConfig,
+                  storage: AtlasStorage) -> dg.MaterializeResult:
     root, table, _ = atlas_reports(storage)
     rows = []
     for r in table.itertuples():
@@ -515,7 +529,8 @@ class LedgerConfig(dg.Config):
     description="Negentropy ledger: planned vs observed J per pair, planned − observed credit, alignment confidence; "
                 "savings counted only where the alignment is trusted.",
 )
-def negentropy_ledger(context: dg.AssetExecutionContext, config: LedgerConfig, storage: AtlasStorage) -> dg.MaterializeResult:
+def negentropy_ledger(context: dg.AssetExecutionContext, config: LedgerConfig,
+                      storage: AtlasStorage) -> dg.MaterializeResult:
     _, _, items = atlas_reports(storage)
     entries = ledger_mod.ledger(items, threshold=config.confidence_min)
     table = pd.DataFrame([e.as_dict() for e in entries],

@@ -50,16 +50,19 @@ def bridge_checks(metrics: dict, min_top1: float, max_offset_err_s: float) -> li
 
 def atlas_checks(table: pd.DataFrame, manifest_errors: list[str]) -> list[dg.AssetCheckResult]:
     unaccounted = [r.pair_id for r in table.itertuples()
-                   if not ((r.status == "ok" and r.aligned) or (r.status != "ok" and isinstance(r.error, str) and r.error))]
+                   if not ((r.status == "ok" and r.aligned)
+                           or (r.status != "ok" and isinstance(r.error, str) and r.error))]
     ok = table[table.status == "ok"]
     bad = [r.pair_id for r in ok.itertuples()
-           if not (_finite(r.alignment_score) and 0 <= r.alignment_score <= 1 and _finite(r.offset_s) and _finite(r.rate))]
+           if not (_finite(r.alignment_score) and 0 <= r.alignment_score <= 1 and _finite(r.offset_s)
+                   and _finite(r.rate))]
     return [
         dg.AssetCheckResult(check_name="pairs_accounted", passed=not unaccounted,
                             metadata={"pairs": len(table), "unaccounted": ", ".join(unaccounted[:10])}),
         dg.AssetCheckResult(check_name="alignment_finite", passed=not bad,
                             metadata={"checked": len(ok), "violations": ", ".join(bad[:10])}),
-        dg.AssetCheckResult(check_name="manifest_valid", passed=not manifest_errors, severity=dg.AssetCheckSeverity.WARN,
+        dg.AssetCheckResult(check_name="manifest_valid", passed=not manifest_errors,
+                            severity=dg.AssetCheckSeverity.WARN,
                             metadata={"bad_entries": len(manifest_errors), "examples": "; ".join(manifest_errors[:5])}),
     ]
 

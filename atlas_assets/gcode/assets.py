@@ -4,12 +4,17 @@ Each partition processes the files of its hash bucket with atlas_core's G-code r
 per file, the energy voxel grid (or, for a failure, its one-line error) through the storage resource,
 keyed by the file's content hash so reruns skip unchanged files. The per-file manifest table of the
 batch (path, content hash, status, error, figures) is committed as the partition's table.
+
+A file that cannot be read or analysed is one row with a one-line error; the other files of the batch are
+unaffected. Errors, paths and summaries pass through ``atlas_core.redact`` before they reach a row, a log
+line or storage metadata (a remote error body may echo the request's ``Authorization`` header).
 """
 
 import hashlib
 import io
 import json
 import re
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +24,7 @@ import pandas as pd
 import atlas_core
 from atlas_core.gcode.machine import load_profile
 from atlas_core.gcode.pipeline import COMPONENTS, GcodeOptions, analyze_file
+from atlas_core.redact import one_line_error, redact, redact_obj
 from atlas_resources import AtlasStorage, Member, Slice100kSource
 
 from ..tables import bar_png_md, collect_tables, failures_md, table_digest
@@ -60,8 +66,8 @@ def process_member(source: Slice100kSource, storage: AtlasStorage, partition: st
     key = storage.item_path(DOMAIN, partition, item_id(member.relpath))
     try:
         data = source.read_member(member)
-    except (OSError, ValueError) as exc:
-        return ItemOutcome(_row(member, None, {"ok": False, "error": f"read failed: {exc}"}), False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # the member, not the batch
+        return ItemOutcome(_row(member, None, {"ok": False, "error": f"read failed: {one_line_error(exc)}"}), False)
     content_hash = hashlib.sha256(data + fingerprint.encode()).hexdigest()
     if not cfg.force:
         manifest = storage.read_manifest(key)
@@ -69,8 +75,10 @@ def process_member(source: Slice100kSource, storage: AtlasStorage, partition: st
             return ItemOutcome(_row(member, content_hash, manifest["metadata"]["summary"], key), True)
     res = analyze_file(io.BytesIO(data), GcodeOptions(machine=cfg.machine, voxel_mm=cfg.voxel_mm,
                                                       max_voxels=cfg.max_voxels), name=member.relpath)
-    summary = res.summary()
-    meta = {"summary": summary, "relpath": member.relpath}
+    summary = redact_obj(res.summary())  # an error may quote the file, and the file may hold a secret
+    if summary.get("error"):
+        summary["error"] = one_line_error(summary["error"])
+    meta = {"summary": summary, "relpath": redact(member.relpath)}
     if res.grid is not None:
         storage.commit_dataset(key, res.grid.ds, content_hash, meta, force=cfg.force)
     else:
@@ -81,7 +89,7 @@ def process_member(source: Slice100kSource, storage: AtlasStorage, partition: st
 def _row(member: Member, content_hash: str | None, summary: dict, key: str | None = None) -> dict[str, Any]:
     energy = summary.get("energy_j") or {}
     return {
-        "path": member.relpath, "content_hash": content_hash, "storage_key": key,
+        "path": redact(member.relpath), "content_hash": content_hash, "storage_key": key,
         "status": "ok" if summary.get("ok") else "failed", "error": summary.get("error"),
         "slicer": summary.get("slicer"), "flavor": summary.get("flavor"), "moves": summary.get("moves"),
         "print_time_s": summary.get("print_time_s"), "slicer_time_s": summary.get("slicer_time_s"),
@@ -133,11 +141,14 @@ def materialize_batch(context, source: Slice100kSource, storage: AtlasStorage, p
     members = source.members_of(partition)
     rows, skipped = [], 0
     for member in members:
-        out = process_member(source, storage, partition, member, config, fingerprint)
+        try:
+            out = process_member(source, storage, partition, member, config, fingerprint)
+        except Exception as exc:  # a bug or a storage hiccup on one file: its row, never the other files'
+            out = ItemOutcome(_row(member, None, {"ok": False, "error": one_line_error(exc)}), False)
         rows.append(out.row)
         skipped += out.skipped
         if out.row["status"] != "ok":
-            context.log.warning(f"{member.relpath}: {out.row['error']}")
+            context.log.warning(f"{out.row['path']}: {out.row['error']}")
     table = batch_table(rows)
     key = batch_table_key(storage, partition)
     storage.commit_table(key, table, table_digest(table), {"files": len(table), "partition": partition,

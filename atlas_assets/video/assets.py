@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 import atlas_core
+from atlas_core.redact import one_line_error, redact, redact_obj
 from atlas_core.video.config import CalorimeterConfig
 from atlas_core.video.intrinsics import FisheyeIntrinsics
 from atlas_core.video.pipeline import analyze_clip
@@ -70,46 +71,98 @@ def shard_table_key(storage: AtlasStorage, partition: str) -> str:
     return storage.item_path(DOMAIN, partition, "_shard")
 
 
-def _intrinsics(source: EgocentricSource, key: str) -> FisheyeIntrinsics | None:
-    where = source.intrinsics_for(key)
-    if not where:
-        return None
-    import fsspec
+MAX_INTRINSICS_BYTES = 1 << 20  # an intrinsics.json is ~1 KB
 
-    with fsspec.open(where, "rb") as fh:
-        return FisheyeIntrinsics.from_json_bytes(fh.read())
+
+def _intrinsics(source: EgocentricSource, key: str) -> tuple[FisheyeIntrinsics | None, str | None]:
+    """(the worker's intrinsics or None, a one-line redacted warning when they exist but cannot be used)."""
+    try:
+        where = source.intrinsics_for(key)
+        if not where:
+            return None, None
+        import fsspec
+
+        with fsspec.open(where, "rb") as fh:
+            data = fh.read(MAX_INTRINSICS_BYTES + 1)
+        if len(data) > MAX_INTRINSICS_BYTES:
+            raise ValueError(f"larger than {MAX_INTRINSICS_BYTES} bytes")
+        return FisheyeIntrinsics.from_json_bytes(data), None
+    except Exception as exc:  # only undistortion is lost: the clips are analysed without it
+        return None, f"intrinsics.json not used: {one_line_error(exc)}"
+
+
+def _clean_summary(summary: dict) -> dict:
+    """Strict-JSON, redacted copy of a clip summary, its error on one line."""
+    out = redact_obj(json.loads(json.dumps(summary, default=str, allow_nan=True).replace("NaN", "null")))
+    if out.get("error"):
+        out["error"] = one_line_error(out["error"])
+    return out
+
+
+def _clip_row(context, storage: AtlasStorage, rec, item_key: str, content_hash: str, cal, pose,
+              force: bool) -> dict[str, Any]:
+    """Analyse one clip and commit its tensor (or its summary, for a failure); the clip's row."""
+    res = analyze_clip(rec, cal, *pose)
+    summary = _clean_summary(res.summary)
+    meta = {"summary": summary}
+    if res.ok and res.tensor is not None:
+        storage.commit_dataset(item_key, res.tensor.to_xarray(), content_hash, meta, force=force)
+    else:
+        context.log.warning(f"{summary.get('path')}: {summary.get('error')}")
+        storage.commit_bytes(item_key, json.dumps(summary).encode(), content_hash, meta, force=force)
+    return _row(summary, content_hash, item_key)
+
+
+def _failed_row(path: str, key: str, exc: BaseException | str) -> dict[str, Any]:
+    return _row({"path": redact(path), "key": redact(key), "ok": False, "error": one_line_error(exc)}, None, None)
+
+
+def _records(context, source: EgocentricSource, shard, intrinsics, rows: list):
+    """The shard's clip records; a shard that breaks off mid-way adds one failed row and ends the clips."""
+    it = iter_shard(source.url_of(shard.relpath), intrinsics)
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            rows.append(_failed_row(shard.relpath, "<shard>", f"shard read failed: {one_line_error(exc)}"))
+            context.log.warning(f"{shard.relpath}: {rows[-1]['error']}")
+            return
+        yield rec
 
 
 def materialize_shard(context, source: EgocentricSource, storage: AtlasStorage, compute: ComputeResource,
                       key: str, cfg: VideoActivityConfig) -> tuple[pd.DataFrame, int]:
-    """Analyse every clip of one shard (skipping unchanged ones) and commit the shard table."""
+    """Analyse every clip of one shard (skipping unchanged ones) and commit the shard table.
+
+    A clip that fails is one row with a one-line, redacted error; the other clips are unaffected."""
     cal = calorimeter_config(cfg, compute)
     shard = source.shard(key)
     shard_fp = source.fingerprint([shard])
     settings = _fingerprint(cal)
-    pose_model, pose_status = load_model(cal)
+    pose = load_model(cal)
+    intrinsics, warning = _intrinsics(source, key)
+    if warning:
+        context.log.warning(f"{shard.relpath}: {warning}")
     rows, skipped = [], 0
-    for rec in iter_shard(source.url_of(shard.relpath), _intrinsics(source, key)):
+    for rec in _records(context, source, shard, intrinsics, rows):
         content_hash = hashlib.sha256(f"{shard_fp}|{rec.key}|{settings}".encode()).hexdigest()
         item_key = storage.item_path(DOMAIN, key, _item_id(rec.key))
-        manifest = None if cfg.force else storage.read_manifest(item_key)
-        if manifest and manifest.get("content_hash") == content_hash:
-            rows.append(_row(manifest["metadata"]["summary"], content_hash, item_key))
-            skipped += 1
-            continue
-        res = analyze_clip(rec, cal, pose_model, pose_status)
-        summary = json.loads(json.dumps(res.summary, default=str, allow_nan=True).replace("NaN", "null"))
-        meta = {"summary": summary}
-        if res.ok and res.tensor is not None:
-            storage.commit_dataset(item_key, res.tensor.to_xarray(), content_hash, meta, force=cfg.force)
-        else:
-            context.log.warning(f"{rec.path}: {res.error}")
-            storage.commit_bytes(item_key, json.dumps(summary).encode(), content_hash, meta, force=cfg.force)
-        rows.append(_row(summary, content_hash, item_key))
+        try:
+            manifest = None if cfg.force else storage.read_manifest(item_key)
+            if manifest and manifest.get("content_hash") == content_hash:
+                rows.append(_row(manifest["metadata"]["summary"], content_hash, item_key))
+                skipped += 1
+                continue
+            rows.append(_clip_row(context, storage, rec, item_key, content_hash, cal, pose, cfg.force))
+        except Exception as exc:  # a bug or a storage hiccup on one clip: its row, never the other clips'
+            rows.append(_failed_row(rec.path, rec.key, exc))
+            context.log.warning(f"{rows[-1]['path']}: {rows[-1]['error']}")
     table = pd.DataFrame(rows, columns=SHARD_COLUMNS)
     storage.commit_table(shard_table_key(storage, key), table, table_digest(table),
                          {"clips": len(table), "partition": key, "source_fingerprint": shard_fp,
-                          "pose": pose_status.as_dict()})
+                          "pose": pose[1].as_dict(), "intrinsics_warning": warning})
     return table, skipped
 
 
