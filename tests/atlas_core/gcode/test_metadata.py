@@ -1,17 +1,20 @@
 """parse_metadata: real sample files against MANIFEST.md, each comment format on literal text, junk input.
 
-Expected numbers for the shared samples are hand-copied from shared/samples/gcode/MANIFEST.md
-("reference values stated in file") or, where the manifest lists none, from the file's own
-comment text (line quoted next to the value). Durations are converted by hand (1h = 3600 s).
+Expected numbers for the sample files are hand-copied from samples/gcode/MANIFEST.md and
+shared/samples/gcode/MANIFEST.md ("reference values stated in file") or, where the manifest lists none,
+from the file's own comment text (line quoted next to the value). Durations are converted by hand
+(1h = 3600 s). Files the repository ships (samples/gcode) always run; the others are shared-only extras.
 """
 from __future__ import annotations
 
+import gzip
 import random
 
 import pytest
 
 from atlas_core.gcode.metadata import (FLAVORS, HEAD_TAIL_BYTES, SLICERS, SlicerMetadata, parse_duration_s,
                                        parse_metadata)
+from tests.conftest import REPO_SAMPLES, sample
 from tests.gcode_corpus import prusa_slicer_version
 
 ESTIMATE_FIELDS = ("slicer_time_s", "slicer_time_silent_s", "slicer_filament_mm", "slicer_filament_g",
@@ -20,7 +23,7 @@ ESTIMATE_FIELDS = ("slicer_time_s", "slicer_time_silent_s", "slicer_filament_mm"
 
 def head_tail(path, n: int = HEAD_TAIL_BYTES) -> tuple[bytes, bytes]:
     """First/last n bytes, overlapping for files shorter than 2n (as atlas_core.gcode.reader does)."""
-    data = path.read_bytes()
+    data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
     return data[:n], data[-n:]
 
 
@@ -29,9 +32,24 @@ def meta_of(text: str, tail: str = "") -> SlicerMetadata:
 
 
 # ------------------------------------------------------------------------------------------------
-# shared samples (values from MANIFEST.md)
+# sample files (values from MANIFEST.md or the file's own text)
 
 SAMPLES = {
+    # shipped in samples/gcode; file text: "; estimated printing time (normal mode) = 6m 4s",
+    # "(silent mode) = 6m 12s", "; filament used [mm] = 365.86", "[cm3] = 0.88", "; temperature = 200",
+    # "; bed_temperature = 60", "; layer_height = 0.3", "; nozzle_diameter = 0.4"
+    "prusaslicer-2.5.0_pyramid_marlin2.gcode": dict(
+        slicer="PrusaSlicer", slicer_version="2.5.0", flavor="marlin2",
+        slicer_time_s=6 * 60 + 4, slicer_time_silent_s=6 * 60 + 12, slicer_filament_mm=365.86,
+        slicer_filament_cm3=0.88, temperature_c=200.0, bed_temperature_c=60.0, first_layer_bed_temperature_c=60.0,
+        layer_height_mm=0.3, nozzle_diameter_mm=0.4, filament_diameter_mm=1.75),
+    # shipped (gzip); file text: "= 2m 15s", "; filament used [mm] = 101.98", "[cm3] = 0.25",
+    # "; filament_density = 0" (no mass estimate), "; gcode_flavor = reprap", "; nozzle_diameter = 0.35"
+    "prusaslicer-2.5.0_torus_slice100k-settings.gcode.gz": dict(
+        slicer="PrusaSlicer", slicer_version="2.5.0", flavor="reprap",
+        slicer_time_s=2 * 60 + 15, slicer_filament_mm=101.98, slicer_filament_cm3=0.25,
+        filament_density_g_cm3=None, temperature_c=200.0, bed_temperature_c=0.0, nozzle_diameter_mm=0.35,
+        layer_height_mm=0.3),
     "prusaslicer-2.6.1_benchy_relE.gcode": dict(
         slicer="PrusaSlicer", slicer_version="2.6.1", flavor="marlin2",
         slicer_time_s=38 * 60 + 43, slicer_filament_mm=4282.06, slicer_filament_g=12.77,
@@ -78,11 +96,21 @@ SAMPLES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_shared_sample_matches_manifest(samples_dir, name):
-    path = samples_dir / "gcode" / name
-    if not path.is_file():
-        pytest.skip(f"{name} not in {samples_dir / 'gcode'}")
+def _shipped_first(names) -> list:
+    """Shipped files as plain cases, the others marked as shared-only extras in their ids."""
+    shipped = sorted(n for n in names if (REPO_SAMPLES / "gcode" / n).is_file())
+    return shipped + [pytest.param(n, id=f"shared-extra:{n}") for n in sorted(set(names) - set(shipped))]
+
+
+def test_the_shipped_samples_are_covered():
+    """Every G-code file in samples/gcode has its expected values here (so none is only an extra)."""
+    shipped = {p.name for p in (REPO_SAMPLES / "gcode").iterdir() if p.name != "MANIFEST.md"}
+    assert shipped and shipped <= set(SAMPLES)
+
+
+@pytest.mark.parametrize("name", _shipped_first(SAMPLES))
+def test_sample_matches_manifest(name):
+    path = sample("gcode", name)
     meta = parse_metadata(*head_tail(path))
     assert meta.error is None
     assert meta.slicer in (*SLICERS, None) and meta.flavor in (*FLAVORS, None)
@@ -96,11 +124,22 @@ def test_shared_sample_matches_manifest(samples_dir, name):
             assert got == expected, field
 
 
-def test_coreone_machine_limits_are_the_m201_m205_values(samples_dir):
-    """File text: M201 X10000 Y10000 Z400 E5000 / M203 X350 Y350 Z12 E100 / M205 X10.00 Y10.00 Z2.00 E10.00."""
-    path = samples_dir / "gcode" / "prusaslicer-2.9.1_coreone_testgeometry.gcode"
-    if not path.is_file():
-        pytest.skip(f"{path.name} missing")
+def test_pyramid_machine_limits_are_the_config_values():
+    """Shipped file text: "; machine_max_acceleration_x = 9000,1000" ... (first value: normal mode), and
+    M201 X9000 Y9000 Z500 E10000 / M203 X500 Y500 Z12 E120 / M205 X10.00 Y10.00 Z0.20 E2.50 agree."""
+    meta = parse_metadata(*head_tail(sample("gcode", "prusaslicer-2.5.0_pyramid_marlin2.gcode")))
+    limits = meta.machine_limits()
+    assert [limits[f"machine_max_acceleration_{a}"] for a in "xyze"] == [9000, 9000, 500, 10000]
+    assert [limits[f"machine_max_feedrate_{a}"] for a in "xyze"] == [500, 500, 12, 120]
+    assert [limits[f"machine_max_jerk_{a}"] for a in "xyze"] == [10, 10, 0.2, 2.5]
+    assert meta.bed_shape_mm == (0.0, 0.0, 200.0, 200.0)  # "; bed_shape = 0x0,200x0,200x200,0x200"
+    assert meta.machine_limits_usage == "emit_to_gcode"
+
+
+def test_coreone_machine_limits_are_the_m201_m205_values():
+    """Shared-only extra. File text: M201 X10000 Y10000 Z400 E5000 / M203 X350 Y350 Z12 E100 /
+    M205 X10.00 Y10.00 Z2.00 E10.00."""
+    path = sample("gcode", "prusaslicer-2.9.1_coreone_testgeometry.gcode")
     meta = parse_metadata(*head_tail(path))
     limits = meta.machine_limits()
     assert [limits[f"machine_max_acceleration_{a}"] for a in "xyze"] == [10000, 10000, 400, 5000]
@@ -110,11 +149,9 @@ def test_coreone_machine_limits_are_the_m201_m205_values(samples_dir):
     assert meta.machine_limits_usage == "emit_to_gcode"
 
 
-def test_non_overlapping_windows_of_a_large_sample(samples_dir):
-    """2 MB benchy read as two 64 KiB windows: the summary and config still come from the tail."""
-    path = samples_dir / "gcode" / "prusaslicer-2.6.1_benchy_relE.gcode"
-    if not path.is_file():
-        pytest.skip(f"{path.name} missing")
+def test_non_overlapping_windows_of_a_large_sample():
+    """2 MB benchy (shipped) read as two 64 KiB windows: the summary and config still come from the tail."""
+    path = sample("gcode", "prusaslicer-2.6.1_benchy_relE.gcode")
     meta = parse_metadata(*head_tail(path, 64 * 1024))
     assert (meta.slicer, meta.slicer_time_s, meta.slicer_filament_mm) == ("PrusaSlicer", 2323.0, 4282.06)
 
@@ -168,10 +205,11 @@ G1 X1 Y1
 ; machine_max_feedrate_e = 120,120
 ; machine_max_jerk_z = 0.4,0.2
 ; max_print_height = 250
-; printer_model = 
+; printer_model =
 ; temperature = 235,210
 ; prusaslicer_config = end
 """
+PRUSA = PRUSA.replace("; printer_model =\n", "; printer_model = \n")  # PrusaSlicer writes "key = " when empty
 
 
 def test_prusaslicer_block():
