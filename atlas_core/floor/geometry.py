@@ -151,3 +151,20 @@ def ground_plane(pose: PairPose, down: np.ndarray, tol: float, rng: np.random.Ge
     if nm < 1e-9 or m @ down < cos_prior * nm:
         return None
     return m / nm, float(1.0 / nm), int(len(inl))
+
+
+def floor_distance(pose: PairPose, normal: np.ndarray, tol: float, d0: float) -> float | None:
+    """Camera-to-floor distance with the floor normal given (gravity known): the one unknown s = 1 / d of
+    m = s n by reweighted least squares on the points the homography carries within `tol`. A narrow band of far
+    floor tilts a free plane fit by degrees; the known normal leaves only the distance to estimate."""
+    s = 1.0 / d0
+    for _ in range(4):
+        err = _transfer_error(pose, s * normal)
+        inl = np.flatnonzero(err < tol)
+        if len(inl) < PLANE_MIN_POINTS:
+            return None
+        a, b = _plane_system(pose, inl)
+        an = np.einsum("kij,j->ki", a, normal).ravel()
+        w = np.repeat(1.0 / (1.0 + (err[inl] / (0.5 * tol)) ** 2), 3)
+        s = float(np.sum(w * an * b.ravel()) / max(np.sum(w * an * an), 1e-30))
+    return 1.0 / s if s > 0 else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import Camera
-from .geometry import essential_pose, ground_plane, rotation_only
+from .geometry import essential_pose, floor_distance, ground_plane, rotation_only
 
 # A still camera must not drift; a walking one makes ~1-2 deg of parallax per 1/15 s on floor points 2-4 m away.
 PARALLAX_DEG = 1.5
@@ -31,6 +31,7 @@ PARALLAX_PCT = 80  # percentile of the points' residual parallax compared with i
 # (an assumption for indoor scenes; the record then says scale_source = "prior").
 PRIOR_DEPTH_M = 3.0
 SOFT_PARALLAX = 0.4
+GRAVITY_MIN_PLANES = 5  # floor normals averaged before gravity is trusted over a pair's own plane
 GRID_X, GRID_Y = 4, 3  # feature buckets
 PLANE_TOL_PX = 2.4  # floor homography inliers: KLT chained over a few frames drifts by up to ~1-2 px
 
@@ -174,10 +175,13 @@ class FloorTracker:
             if pose is not None and pose.inliers >= self.cfg.min_tracks:
                 c_kf = -pose.r.T @ pose.t  # current camera centre in the keyframe frame (unit baseline)
                 down_kf = self.kf_r.T @ self.down_w
-                plane = ground_plane(pose, down_kf, PLANE_TOL_PX / self.cam.k[0, 0], self.rng)
+                tol = PLANE_TOL_PX / self.cam.k[0, 0]
+                plane = ground_plane(pose, down_kf, tol, self.rng)
                 scale = None
                 if plane is not None:
                     normal, dist, _ = plane
+                    if len(self.traj.normals_world) >= GRAVITY_MIN_PLANES:  # gravity known: fit the distance only
+                        dist = floor_distance(pose, down_kf, tol, dist) or dist
                     scale = self.cfg.camera_height_m / dist
                     self.traj.normals_world.append(self.kf_r @ normal)
                     self._update_gravity()
