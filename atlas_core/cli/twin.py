@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--size", default="640x360", help="WIDTHxHEIGHT, even numbers (default 640x360)")
     p.add_argument("--time-scale", type=float, default=1.0, help="process seconds per clip second (default 1)")
     p.add_argument("--start-offset-s", type=float, default=0.0, help="planned print time at clip start (default 0)")
-    p.add_argument("--anomalies", type=Path, help='SPEC.json: {"anomalies": [{"kind", "at_s", "duration_s", "factor"}]}')
+    p.add_argument("--anomalies", type=Path,
+                   help='SPEC.json: {"anomalies": [{"kind", "at_s", "duration_s", "factor"}]}')
     p.add_argument("--truth", type=Path, help="write the ground truth JSON here")
     p.add_argument("--machine", default="generic_reprap", help="machine profile name or YAML file")
     p.add_argument("--duration-s", type=float, help="clip length in clip seconds (default: to the end of the print)")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .machine import HeaterModel
+from .machine import HeaterModel, MachineProfile
 
 K_MIN_W_PER_K = 1e-12  # below this the loss term is treated as zero (linear heating)
 T_EPS_K = 1e-9  # "at the set-point" tolerance of the simulator
@@ -69,6 +69,16 @@ def hold_power_w(model: HeaterModel, t_c, ambient_c: float = 25.0, fan=0.0):
     """
     p = np.maximum(np.asarray(loss_w_per_k(model, fan)) * (np.asarray(t_c, np.float64) - ambient_c), 0.0)
     return float(p) if p.ndim == 0 else p
+
+
+def machine_hold_power_w(profile: MachineProfile, hotend_set_c: float, bed_set_c: float, fan: float = 0.0) -> float:
+    """DC power the machine draws while it holds still at these set-points (W): the hotend's and the bed's hold
+    power (``hold_power_w``, k(fan)·(T_set − T_amb) at ``profile.ambient_c``; 0 for a heater whose set-point is
+    0, i.e. off) plus ``profile.electronics_w``. What a stall or a slower process costs per extra second."""
+    amb = profile.ambient_c
+    hot = hold_power_w(profile.hotend, hotend_set_c, amb, fan) if hotend_set_c > 0 else 0.0
+    bed = hold_power_w(profile.bed, bed_set_c, amb) if bed_set_c > 0 else 0.0
+    return float(hot + bed + profile.electronics_w)
 
 
 # ------------------------------------------------------------------ closed forms

@@ -10,7 +10,8 @@ An anomaly is anchored at a *planned* time ``at_s`` (seconds on the planner's ti
   added to the head over ``duration_s``.
 
 Excess energy (DC joules, same basis as ``atlas_core.gcode.energy``), with P_hold = hold power of the
-hotend and bed at the set-points (and part-fan duty) in force at ``at_s`` plus ``electronics_w``:
+hotend and bed at the set-points (and part-fan duty) in force at ``at_s`` plus ``electronics_w``
+(``atlas_core.gcode.thermal.machine_hold_power_w``):
 
 - stall:    P_hold · duration_s
 - slowdown: P_hold · duration_s · (1/factor − 1)   (motion work at lower speed is not credited back)
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from atlas_core.gcode.machine import MachineProfile
-from atlas_core.gcode.thermal import hold_power_w
+from atlas_core.gcode.thermal import machine_hold_power_w
 
 KINDS = ("stall", "rework", "erratic", "slowdown")
 JITTER_AMPLITUDE_MM = 1.5
@@ -167,14 +168,6 @@ def jitter_mm(t_obs_s, anomalies: list[Anomaly]) -> tuple[np.ndarray, np.ndarray
     return dx, dy
 
 
-def holding_power_w(profile: MachineProfile, hotend_set_c: float, bed_set_c: float, fan: float) -> float:
-    """Heater hold power at the set-points (0 for a heater that is off) plus electronics (W)."""
-    amb = profile.ambient_c
-    hot = hold_power_w(profile.hotend, hotend_set_c, amb, fan) if hotend_set_c > 0 else 0.0
-    bed = hold_power_w(profile.bed, bed_set_c, amb) if bed_set_c > 0 else 0.0
-    return float(hot + bed + profile.electronics_w)
-
-
 def overlap_s(t0, t1, lo: float, hi: float) -> np.ndarray:
     """Length of [t0, t1] ∩ [lo, hi] per row."""
     return np.clip(np.minimum(t1, hi) - np.maximum(t0, lo), 0.0, None)
@@ -193,7 +186,7 @@ def excess_energy_j(a: Anomaly, profile: MachineProfile, moves, kinetic_j: np.nd
     if a.kind == "erratic":
         return jitter_energy_j(profile, a.duration_s)
     i = int(np.clip(np.searchsorted(moves.t_end_s, a.at_s, side="left"), 0, len(moves) - 1))
-    p_w = holding_power_w(profile, float(moves.hotend_target_c[i]), float(moves.bed_target_c[i]),
+    p_w = machine_hold_power_w(profile, float(moves.hotend_target_c[i]), float(moves.bed_target_c[i]),
                           float(moves.fan[i]))
     e = p_w * extra_time_s(a)
     if a.kind == "rework":

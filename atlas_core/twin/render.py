@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas_core.gcode.energy import compute_energy
-from atlas_core.gcode.machine import MachineProfile, load_profile
+from atlas_core.gcode.machine import MachineProfile
 from atlas_core.gcode.moves import EXTRUDE, MoveTable
-from atlas_core.gcode.pipeline import GcodeOptions, analyze_file
+from atlas_core.gcode.plan import PlanInputError, interp_xyz, load_plan, path_knots
 
 from . import anomalies as an
 
@@ -36,8 +35,7 @@ BED_MARGIN_MM = 10.0
 TwinSpecError = an.TwinSpecError
 
 
-class TwinInputError(Exception):
-    """The G-code could not be read or planned (a file error)."""
+TwinInputError = PlanInputError  # the G-code could not be read or planned (``atlas_core.gcode.plan``)
 
 
 @dataclass
@@ -71,20 +69,6 @@ class View:
 
 
 # ------------------------------------------------------------------ timeline
-def path_knots(moves: MoveTable) -> tuple[np.ndarray, np.ndarray]:
-    """(planned time knots, xyz knots [n, 3]) of the head path, two knots per move."""
-    t = np.stack([moves.t_start_s, moves.t_end_s], axis=1).ravel()
-    p0 = np.stack([moves.x0_mm, moves.y0_mm, moves.z0_mm], axis=1)
-    p1 = np.stack([moves.x1_mm, moves.y1_mm, moves.z1_mm], axis=1)
-    return np.maximum.accumulate(t), np.stack([p0, p1], axis=1).reshape(-1, 3)
-
-
-def interp_xyz(t_s, t_knots, xyz_knots) -> np.ndarray:
-    """Head position (mm, [n, 3]) at planned times."""
-    t_s = np.atleast_1d(np.asarray(t_s, np.float64))
-    return np.stack([np.interp(t_s, t_knots, xyz_knots[:, k]) for k in range(3)], axis=1)
-
-
 def bed_offset_mm(profile: MachineProfile, y_mm, z_mm) -> tuple[np.ndarray, np.ndarray]:
     """World (Y, Z) translation of the bed when the nozzle is at bed coordinates (y, z)."""
     by = np.zeros_like(y_mm) if profile.kinematics == "corexy" else -np.asarray(y_mm)
@@ -254,16 +238,6 @@ def check_params(fps, size, time_scale, start_offset_s, duration_s, t_end_s) -> 
         raise TwinSpecError(f"start offset must be in [0, {t_end_s:.3f}) s (the planned print)")
     if duration_s is not None and not finite_pos(duration_s):
         raise TwinSpecError("duration must be a positive number")
-
-
-def load_plan(gcode_path, machine) -> tuple[MoveTable, MachineProfile, np.ndarray]:
-    """Planned move table, profile and per-move kinetic energy (J); TwinInputError if unreadable."""
-    profile = machine if isinstance(machine, MachineProfile) else load_profile(machine)
-    res = analyze_file(gcode_path, GcodeOptions(machine=profile, voxel_mm=None, keep_moves=True))
-    if not res.ok or res.move_table is None or len(res.move_table) == 0:
-        raise TwinInputError(f"{gcode_path}: {res.error or 'no moves'}")
-    moves = res.move_table
-    return moves, profile, compute_energy(moves, profile).kinetic_j
 
 
 def render_twin(gcode_path, out_path, fps: float = 30, size: tuple[int, int] = (640, 360), time_scale: float = 1.0,

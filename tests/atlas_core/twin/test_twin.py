@@ -10,11 +10,11 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from atlas_core.cli import main
-from atlas_core.gcode.machine import load_profile
-from atlas_core.gcode.pipeline import GcodeOptions, analyze_file
-from atlas_core.twin import TwinSpecError, render_twin
-from tests.strict_json import loads_strict
+from atlas_core.cli import main  # noqa: E402
+from atlas_core.gcode.machine import load_profile  # noqa: E402
+from atlas_core.gcode.pipeline import GcodeOptions, analyze_file  # noqa: E402
+from atlas_core.twin import TwinSpecError, render_twin  # noqa: E402
+from tests.strict_json import loads_strict  # noqa: E402
 
 GCODE = Path(__file__).resolve().parents[3] / "samples" / "gcode" / "prusaslicer-2.5.0_pyramid_marlin2.gcode"
 FPS, SIZE, K, START_S = 10, (160, 90), 30.0, 200.0
@@ -84,7 +84,8 @@ def test_deposited_material_never_decreases(tmp_path):
         for b in boxes[i:i + 2]:  # the head may occlude material: mask both frames' blobs (+3 px)
             keep[max(int(b[4]) - 3, 0):int(b[5]) + 4, max(int(b[2]) - 3, 0):int(b[3]) + 4] = False
         before, after = material_px(frames[i], keep), material_px(frames[i + 1], keep)
-        assert after >= before - max(3.0, 0.005 * before), f"frame {i + 1}: material {before:.1f} -> {after:.1f} px"  # codec noise
+        # codec noise
+        assert after >= before - max(3.0, 0.005 * before), f"frame {i + 1}: material {before:.1f} -> {after:.1f} px"
         first = before if first is None else first
         last = after
     assert last > first + 20 > 20
@@ -94,7 +95,8 @@ def test_stall_truth_and_stationary_head(tmp_path, moves):
     at_s, dur_s = 230.0, 30.0
     out = tmp_path / "stall.mp4"
     truth = render_twin(GCODE, out, fps=FPS, size=SIZE, time_scale=K, start_offset_s=START_S, duration_s=3.0,
-                        anomalies=[{"kind": "stall", "at_s": at_s, "duration_s": dur_s}], truth_path=tmp_path / "t.json")
+                        anomalies=[{"kind": "stall", "at_s": at_s, "duration_s": dur_s}],
+                        truth_path=tmp_path / "t.json")
     doc = loads_strict((tmp_path / "t.json").read_text())
     (rec,) = doc["anomalies"]
     assert doc["offset_s"] == START_S and doc["time_scale"] == K
