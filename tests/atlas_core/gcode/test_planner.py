@@ -10,6 +10,7 @@ from atlas_core.gcode.machine import Axes, load_profile
 from atlas_core.gcode.moves import DWELL, EXTRUDE, HEAT_WAIT
 from atlas_core.gcode.pipeline import GcodeOptions, analyze_file
 from atlas_core.gcode.planner import plan
+from tests.conftest import sample
 
 A = 1000.0  # mm/s^2
 JERK = 10.0  # mm/s
@@ -163,8 +164,8 @@ def test_heater_wait_from_first_order_model():
     assert 0 < r2.stats.heat_wait_s < expected
 
 
-def test_chunking_gives_identical_tables(samples_dir):
-    data = (samples_dir / "gcode" / "prusaslicer-2.6.1_benchy_relE.gcode").read_bytes()
+def test_chunking_gives_identical_tables():
+    data = sample("gcode", "prusaslicer-2.6.1_benchy_relE.gcode").read_bytes()  # shipped
     prof = load_profile("generic_reprap")
     whole = plan([data], prof, None, "marlin2")
     cuts = sorted({data.index(b"\n", p) + 1 for p in (1000, 333_333, 900_000, 1_500_000)})
