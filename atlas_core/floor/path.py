@@ -2,7 +2,8 @@
 
 Floor frame of a clip (its own; clips are never merged): origin where the clip's tracking starts, z up (against
 gravity = the mean floor normal), x the initial heading (the first camera's optical axis projected on the
-floor), y to its left; heading = yaw of the optical axis about z, counter-clockwise positive, 0 at the start.
+floor), y to its left; heading = yaw about z of where the camera faces (optical axis + image up, see _facing),
+counter-clockwise positive, 0 at the start.
 Scale per keyframe pair: camera height / camera-to-floor distance. A pair without a floor plane takes the
 median speed (m/s) of the pairs with one around it (SPEED_WINDOW), a pair whose floor speed is more than
 OUTLIER_FACTOR off that median takes the median too; without any floor in the clip the prior depth scale is used.
@@ -100,6 +101,13 @@ def frame_positions(traj: Trajectory, kf_pos: np.ndarray) -> np.ndarray:
     return out
 
 
+def _facing(r_world: np.ndarray) -> np.ndarray:
+    """The direction whose floor projection is the heading: optical axis plus image up (z - y). For a level
+    camera it projects onto the optical axis; looking down at the hands (optical axis near gravity, where its own
+    projection is tiny and flips) image up still points where the wearer faces."""
+    return r_world[:, 2] - r_world[:, 1]
+
+
 def floor_path(traj: Trajectory) -> FloorPath:
     """The metric, gravity-aligned trajectory of one clip (see the module docstring for the frame)."""
     scales, source, n_floor, n_moved = _pair_scales(traj)
@@ -112,7 +120,7 @@ def floor_path(traj: Trajectory) -> FloorPath:
     y = np.full(n, np.nan)
     head = np.full(n, np.nan)
     if first is not None:
-        z0 = traj.r_world[first][:, 2]
+        z0 = _facing(traj.r_world[first])
         fwd = z0 - (z0 @ up) * up
         fwd = fwd / np.linalg.norm(fwd) if np.linalg.norm(fwd) > 1e-9 else np.cross(up, [1.0, 0, 0])
         left = np.cross(up, fwd)
@@ -120,7 +128,7 @@ def floor_path(traj: Trajectory) -> FloorPath:
         rel = pos - pos[first]
         x, y = rel @ fwd, rel @ left
         for i in np.flatnonzero(tracked):
-            z = traj.r_world[i][:, 2]
+            z = _facing(traj.r_world[i])
             head[i] = math.atan2(z @ left, z @ fwd)
         head[tracked] = np.unwrap(head[tracked])
         head = np.degrees(head)

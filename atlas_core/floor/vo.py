@@ -31,9 +31,16 @@ PARALLAX_PCT = 80  # percentile of the points' residual parallax compared with i
 # (an assumption for indoor scenes; the record then says scale_source = "prior").
 PRIOR_DEPTH_M = 3.0
 SOFT_PARALLAX = 0.4
+# An essential-matrix rotation this far from the robust rotation-only fit is a wrong solution (hands or a moving
+# object won the RANSAC); the pair then keeps the rotation-only fit.
+MAX_ROT_DISAGREE_DEG = 10.0
 GRAVITY_MIN_PLANES = 5  # floor normals averaged before gravity is trusted over a pair's own plane
 GRID_X, GRID_Y = 4, 3  # feature buckets
 PLANE_TOL_PX = 2.4  # floor homography inliers: KLT chained over a few frames drifts by up to ~1-2 px
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return math.degrees(math.acos(max(-1.0, min(1.0, (float(np.trace(a.T @ b)) - 1.0) / 2.0))))
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,8 @@ class FloorTracker:
         if moved:
             thresh = self.cfg.ransac_px / self.cam.k[0, 0]
             pose = essential_pose(b1, b2, thresh)
-            if pose is not None and pose.inliers >= self.cfg.min_tracks:
+            agree = pose is not None and _angle_deg(pose.r, r_rot) <= MAX_ROT_DISAGREE_DEG
+            if agree and pose.inliers >= self.cfg.min_tracks:
                 c_kf = -pose.r.T @ pose.t  # current camera centre in the keyframe frame (unit baseline)
                 down_kf = self.kf_r.T @ self.down_w
                 tol = PLANE_TOL_PX / self.cam.k[0, 0]
