@@ -62,7 +62,7 @@ def main(argv=None) -> int:
 
     from atlas_core.bridge import model as tbm
     from atlas_core.bridge.evaluate import aggregate, score_report
-    from atlas_core.bridge.leaks import analyze_pair
+    from atlas_core.bridge.analyze import analyze_pair
     from atlas_core.bridge.train import _Tracks, detection_figures, retrieval_top1
 
     model = tbm.load(args.model)

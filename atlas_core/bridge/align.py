@@ -3,7 +3,8 @@
 Cost of matching clip frame i to planned step j: 1 − cos(z_obs[i], z_plan[j]). Moves of the warping path:
 diagonal (both advance: the process runs as planned), vertical (the clip advances, the plan does not: a stall,
 a re-trace or a slowdown; penalty ``vertical_penalty``) and horizontal (the plan advances within one frame;
-penalty ``horizontal_penalty``); a motionless frame may hold the plan at the flat ``stall_cost``. Start and end are free on the planned axis (subsequence DTW; Müller,
+penalty ``horizontal_penalty``); a motionless frame may hold the plan at the flat ``stall_cost``. Start and end
+are free on the planned axis (subsequence DTW; Müller,
 *Fundamentals of Music Processing*, 2015, §7.2), so the clip may begin and end anywhere in the print.
 
 Long inputs are aligned coarse-to-fine (FastDTW-style; Salvador & Chan 2007): both sequences are mean-pooled by
@@ -34,7 +35,7 @@ def _banded_dtw(zo, zp, lo, hi, pv, ph, static, pstatic, stall_cost):
     B = np.zeros((n, width), np.int8)  # 0 start, 1 diagonal, 2 vertical, 3 horizontal
     C = np.empty(width, np.float32)
     for i in range(n):
-        l, h = lo[i], hi[i]
+        l, h = lo[i], hi[i]  # noqa: E741
         for j in range(l, h):
             s = np.float32(0.0)
             for k in range(zo.shape[1]):
@@ -62,7 +63,7 @@ def _banded_dtw(zo, zp, lo, hi, pv, ph, static, pstatic, stall_cost):
             D[i, j - l] = best
             B[i, j - l] = arg
     # end: free on the planned axis
-    l, h = lo[n - 1], hi[n - 1]
+    l, h = lo[n - 1], hi[n - 1]  # noqa: E741
     jbest, vbest = l, inf
     for j in range(l, h):
         if D[n - 1, j - l] < vbest:

@@ -6,7 +6,8 @@ log residual energy, ego flow, mean signed residual flow of the moving pixels, t
 activity grid and its coarse column/row marginals (where in the picture things move).
 
 Planned (G-code): the planner's timeline sampled on a uniform grid of step ``dt_s`` (= time scale / fps, one
-step per clip frame at the nominal rate): head position (normalised to the head's working volume over the print), displacement over the
+step per clip frame at the nominal rate): head position (normalised to the head's working volume over the print),
+displacement over the
 step (what a frame pair's flow sees), path and extrusion length in the step, kinetic and total electrical power
 (from ``atlas_core.gcode.energy``), machine kinematics and log step length.
 
@@ -22,6 +23,8 @@ import numpy as np
 from atlas_core.gcode.energy import EnergyResult, compute_energy
 from atlas_core.gcode.machine import MachineProfile, load_profile
 from atlas_core.gcode.moves import EXTRUDE, MoveTable
+from atlas_core.gcode.plan import path_knots
+from atlas_core.gcode.thermal import machine_hold_power_w
 
 GRID_W, GRID_H = 16, 9  # activity-grid marginals fed to the observed encoder
 FLOW_WIDTH = 256
@@ -70,8 +73,10 @@ def _pair_features(flow: np.ndarray, m, w: int) -> np.ndarray:
     k = int(moving.sum())
     mean_u = float(ru[moving].mean()) if k else 0.0
     mean_v = float(rv[moving].mean()) if k else 0.0
-    col = pu.reshape(GRID_W, -1).sum(1) if gw % GRID_W == 0 else np.interp(np.linspace(0, 1, GRID_W), np.linspace(0, 1, gw), pu)
-    row = pv.reshape(GRID_H, -1).sum(1) if gh % GRID_H == 0 else np.interp(np.linspace(0, 1, GRID_H), np.linspace(0, 1, gh), pv)
+    col = (pu.reshape(GRID_W, -1).sum(1) if gw % GRID_W == 0
+           else np.interp(np.linspace(0, 1, GRID_W), np.linspace(0, 1, gw), pu))
+    row = (pv.reshape(GRID_H, -1).sum(1) if gh % GRID_H == 0
+           else np.interp(np.linspace(0, 1, GRID_H), np.linspace(0, 1, gh), pv))
     head = [
         math.log10(m.residual_fw2_s2 + NOISE_FW2_S2),
         math.asinh(m.ego_u_fw_s / 0.05), math.asinh(m.ego_v_fw_s / 0.05),
@@ -91,7 +96,8 @@ def observe_clip(path, flow_width: int = FLOW_WIDTH, threads: int = 2) -> Observ
     try:
         container, stream = open_container(str(path), threads)
     except (av.error.FFmpegError, OSError) as exc:
-        raise ValueError(f"not a readable video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"not a readable video: {why}") from None
     from .geometry import frame_markers
 
     infos, rows, energy, times, marks = [], [], [], [], []
@@ -177,12 +183,12 @@ class PlannedTrack:
         return int(np.clip(np.searchsorted(self.moves.t_end_s, t_s, side="left"), 0, len(self.moves) - 1))
 
     def hold_power_w(self, t_s: float) -> float:
-        """Heaters at their set-points in force at planned time t, plus electronics (W)."""
-        from atlas_core.twin.anomalies import holding_power_w
-
+        """Heaters at their set-points in force at planned time t, plus electronics (W):
+        ``atlas_core.gcode.thermal.machine_hold_power_w``."""
         i = self.move_index(t_s)
         mv = self.moves
-        return holding_power_w(self.profile, float(mv.hotend_target_c[i]), float(mv.bed_target_c[i]), float(mv.fan[i]))
+        return machine_hold_power_w(self.profile, float(mv.hotend_target_c[i]), float(mv.bed_target_c[i]),
+                                    float(mv.fan[i]))
 
 
 def _cum_knots(per_move: np.ndarray) -> np.ndarray:
@@ -193,8 +199,6 @@ def _cum_knots(per_move: np.ndarray) -> np.ndarray:
 
 def build_track(moves: MoveTable, profile: MachineProfile | str = "generic_reprap",
                 energy: EnergyResult | None = None) -> PlannedTrack:
-    from atlas_core.twin.render import path_knots
-
     profile = profile if isinstance(profile, MachineProfile) else load_profile(profile)
     energy = energy if energy is not None else compute_energy(moves, profile)
     t_k, xyz_k = path_knots(moves)

@@ -1,15 +1,15 @@
-"""Geometric registration of a clip to its plan through a camera registered to the machine frame.
+"""Geometric registration of a clip to its plan through the clip's camera.
 
-Where the camera's projection is known, the picture pins down *where* the head is, and the plan says *when*
+Once the camera's projection is known, the picture pins down *where* the head is, and the plan says *when*
 the head is where: matching the two gives the planned time shown by every frame to a few milliseconds, far
 sharper than the learned features (``model.py``), and separates layers that move alike by their height.
 
-Camera: the digital twin's fixed oblique camera (``atlas_core.twin.render``: ``fit_view`` frames the work,
-u = u0 + s·(x + OX·y), v = v0 − s·(z + OY·y)), i.e. an affine map of machine coordinates, the same one the twin
-draws with. Markers measured in each frame: the tool head (the bright carriage block; its bottom-centre is the
-nozzle) and the bed plate's front-left corner (the bed carries Y on a bed-slinger and Z on a CoreXY). Both are
-affine in the nozzle position (x, y, z): the plan maps into marker space exactly, and residuals map back to mm
-by least squares (``Camera.residual_mm``).
+Markers measured in each frame from the frame alone (``frame_markers``): the tool head (the brightest compact
+blob; its bottom-centre is the nozzle) and the bed plate's front-left corner (the large uniform region that
+reaches lowest in the picture; the bed carries Y on a bed-slinger and Z on a CoreXY). With a fixed affine camera
+both are affine in the nozzle position (x, y, z): m = A·p + b (``camera.Camera``, fitted to the clip by
+``camera.fit_camera``); the plan maps into marker space exactly, and residuals map back to mm by least squares
+(``Camera.residual_mm``).
 
 Registration (dynamic programming over planned cells of width δ, Viterbi style): the cost of frame f at cell j is
 the squared distance (in marker pixels / σ, robustly capped) from the frame's markers to the planned path (mapped
@@ -27,8 +27,16 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-HEAD_MIN_LUMA = 205  # head pixels: luma at least this (the twin's head is white; material ~143, gantry 150)
-BED_TOL = 25  # bed pixels: every channel within this of the twin's bed colour (render.BED_RGB)
+from .camera import Camera
+
+HEAD_TOP_SHARE = 0.2  # head pixels: within this share of the frame's luma range (median → brightest) of the top
+HEAD_MIN_CONTRAST = 60  # the brightest pixel must exceed the frame's median luma by this (else no head is seen)
+HEAD_MIN_FILL = 0.6  # the head's pixels fill at least this share of their bounding box
+HEAD_MIN_BOX_PX = 12
+BED_CANDIDATES = 3  # dominant colours considered for the bed
+BED_MIN_SHARE = 0.01  # a dominant colour covers at least this share of the frame
+BED_TOL = 25  # bed pixels: every channel within this of the bed colour measured in the frame (codec noise)
+BED_EDGE_ROWS = 4
 SIGMA_PX = 0.5  # marker noise (px) beyond the rounding: codec edges
 DEAD_PX = 0.5  # markers are drawn at whole pixels: a residual within ±0.5 px costs nothing
 COST_CAP = 9.0  # a frame's cost (Σ (residual / σ)²) is capped (occlusion, jitter): one frame cannot drag the path
@@ -44,75 +52,86 @@ MIN_VALID_FRACTION = 0.25  # registration needs the head in at least this share 
 
 
 # ------------------------------------------------------------------ markers
-def frame_markers(rgb: np.ndarray) -> np.ndarray:
-    """(head_u, head_v, bed_u, bed_v) in pixels of this frame; NaN where a marker is not seen.
-
-    Head: bounding box of the bright pixels (luma); (centre column, bottom row + 1) — the nozzle, as the twin
-    draws it (``draw_frame``). Rejected when it touches the border or fills < 60 % of its box.
-    Bed corner: the bottom edge row of the bed plate and its left end, corrected for the slant of the left edge.
-    """
-    from atlas_core.twin.render import BED_RGB, OX, OY
-
-    slant = OX / OY
-    out = np.full(4, np.nan)
-    h, w = rgb.shape[:2]
-    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # chroma is subsampled by the codec, luma is not
-    white = luma >= HEAD_MIN_LUMA
+def _head_marker(luma: np.ndarray) -> tuple[float, float]:
+    """The tool head's nozzle point (u, v) px, NaN when not seen: the bounding box of the frame's brightest
+    pixels (within ``HEAD_TOP_SHARE`` of the luma range from the frame's median level to its brightest pixel);
+    its centre column and the row below its bottom (the nozzle sits under the block). Rejected when the
+    brightest pixel does not stand out (``HEAD_MIN_CONTRAST``), when the box touches the border, is under
+    ``HEAD_MIN_BOX_PX`` or is filled to less than ``HEAD_MIN_FILL`` (scattered highlights, a lit rail)."""
+    h, w = luma.shape
+    top, mid = float(luma.max()), float(np.median(luma[::4, ::4]))
+    if top - mid < HEAD_MIN_CONTRAST:
+        return math.nan, math.nan
+    white = luma >= top - HEAD_TOP_SHARE * (top - mid)
     rows, cols = np.flatnonzero(white.any(1)), np.flatnonzero(white.any(0))
-    if rows.size and cols.size:
-        r0, r1, c0, c1 = rows[0], rows[-1], cols[0], cols[-1]
-        box = (r1 - r0 + 1) * (c1 - c0 + 1)
-        if r0 > 0 and c0 > 0 and r1 < h - 1 and c1 < w - 1 and white.sum() >= 0.6 * box and box >= 12:
-            out[0], out[1] = c0 + (c1 - c0 + 1) // 2, r1 + 1.0
-    bed = (np.abs(rgb.astype(np.int16) - np.asarray(BED_RGB, np.int16)) <= BED_TOL).all(axis=2)
-    counts = bed.sum(1)
-    full = np.flatnonzero(counts >= 0.5 * np.median(counts[counts > 0])) if counts.any() else np.zeros(0, int)
-    if full.size:
-        r = int(full[-1])
-        # the left edge climbs to the right by OX/OY px per row: undo it for the rows above the bottom one
-        lefts = [np.flatnonzero(bed[rr])[0] - (r - rr) * slant for rr in range(max(0, r - 3), r + 1) if bed[rr].any()]
-        if lefts:
-            out[2], out[3] = float(np.median(lefts)), float(r)
-    return out
+    r0, r1, c0, c1 = rows[0], rows[-1], cols[0], cols[-1]
+    box = (r1 - r0 + 1) * (c1 - c0 + 1)
+    if r0 > 0 and c0 > 0 and r1 < h - 1 and c1 < w - 1 and white.sum() >= HEAD_MIN_FILL * box \
+            and box >= HEAD_MIN_BOX_PX:
+        return float(c0 + (c1 - c0 + 1) // 2), float(r1 + 1.0)
+    return math.nan, math.nan
 
 
-# ------------------------------------------------------------------ camera
-@dataclass(frozen=True)
-class Camera:
-    """Affine map nozzle (x, y, z) mm → markers (head_u, head_v, bed_u, bed_v) px: m = A @ p + b."""
+def _colour_modes(rgb: np.ndarray, k: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(background colour, up to k other dominant colours) of a frame: colours binned to 1/32 per channel on a
+    sixteenth of the pixels; the background is the commonest bin of the border, the others the commonest bins
+    covering at least ``BED_MIN_SHARE`` of the frame, each bin suppressed with its neighbours once taken (codec
+    noise splits a colour over adjacent bins). Each colour is the mean of its bin's pixels."""
+    sub = rgb[::4, ::4].reshape(-1, 3)
+    q = (sub >> 3).astype(np.int32)
+    code = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]) >> 3
+    bcode = (border[:, 0].astype(np.int32) << 10) | (border[:, 1].astype(np.int32) << 5) | border[:, 2]
+    counts = np.bincount(code, minlength=1 << 15).reshape(32, 32, 32)
 
-    A: np.ndarray  # (4, 3)
-    b: np.ndarray  # (4,)
+    def take(c):
+        r, g, b = (c >> 10) & 31, (c >> 5) & 31, c & 31
+        colour = sub[code == c].mean(0)
+        counts[max(r - 1, 0):r + 2, max(g - 1, 0):g + 2, max(b - 1, 0):b + 2] = 0
+        return colour
 
-    def project(self, xyz: np.ndarray) -> np.ndarray:
-        return np.asarray(xyz, np.float64) @ self.A.T + self.b
+    bg = take(int(np.bincount(bcode).argmax()))
+    out = []
+    for _ in range(k):
+        c = int(counts.argmax())
+        if counts.flat[c] < BED_MIN_SHARE * len(code):
+            break
+        out.append(take(c))
+    return bg, out
 
-    def residual_mm(self, r_px: np.ndarray) -> np.ndarray:
-        """Marker residuals (n, 4) px → machine-axis displacements (n, 3) mm, least squares through A (unseen
-        markers as 0)."""
-        d, *_ = np.linalg.lstsq(self.A, np.nan_to_num(np.asarray(r_px, np.float64)).T, rcond=None)
-        return d.T
+
+def _bed_marker(rgb: np.ndarray) -> tuple[float, float]:
+    """The bed plate's front-left corner (u, v) px, NaN when not seen. The bed is the large uniform region
+    nearest the camera's bottom edge: of the frame's dominant colours other than the background
+    (``_colour_modes``), the one whose region reaches lowest (the part and its material stand on the bed, behind
+    its front edge). Corner: the region's bottom row (the last row filled to at least half the region's median
+    row width) and the mean of the left edge over the ``BED_EDGE_ROWS`` rows up to it (a point that moves with
+    the bed, whatever the slant of its left edge)."""
+    import cv2
+
+    _, modes = _colour_modes(rgb, BED_CANDIDATES)
+    best = None
+    for colour in modes:
+        c = np.rint(colour)
+        mask = cv2.inRange(rgb, np.clip(c - BED_TOL, 0, 255), np.clip(c + BED_TOL, 0, 255)) > 0
+        counts = np.count_nonzero(mask, axis=1)
+        if not counts.any():
+            continue
+        full = np.flatnonzero(counts >= 0.5 * np.median(counts[counts > 0]))
+        if full.size and (best is None or full[-1] > best[0]):
+            best = (int(full[-1]), mask)
+    if best is None:
+        return math.nan, math.nan
+    r, mask = best
+    lefts = [np.flatnonzero(mask[rr])[0] for rr in range(max(0, r - BED_EDGE_ROWS + 1), r + 1) if mask[rr].any()]
+    return float(np.mean(lefts)), float(r)
 
 
-def twin_camera(moves, profile, size: tuple[int, int]) -> Camera:
-    """The twin's camera for this plan and frame size (``render.fit_view``), as an affine marker map."""
-    from atlas_core.twin import render as rd
-
-    t_kn, xyz_kn = rd.path_knots(moves)
-    view = rd.fit_view(profile, moves, xyz_kn, size)
-    corner = rd.bed_corners_mm(moves)[0]
-
-    def markers(p):
-        p = np.atleast_2d(p)
-        hw = rd.head_world_mm(profile, p)
-        hu, hv = view.project(hw[:, 0], hw[:, 1], hw[:, 2])
-        by, bz = rd.bed_offset_mm(profile, p[:, 1], p[:, 2])
-        bu, bv = view.project(np.full(len(p), corner[0]), corner[1] + by, corner[2] + bz)
-        return np.stack([hu, hv, bu, bv], 1)
-
-    b = markers(np.zeros(3))[0]
-    A = np.stack([markers(np.eye(3)[k])[0] - b for k in range(3)], 1)
-    return Camera(A, b)
+def frame_markers(rgb: np.ndarray) -> np.ndarray:
+    """(head_u, head_v, bed_u, bed_v) in pixels of this frame; NaN where a marker is not seen. Measured from the
+    frame alone (``_head_marker``, ``_bed_marker``): no colour or position is known in advance."""
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # chroma is subsampled by the codec, luma is not
+    return np.array([*_head_marker(luma), *_bed_marker(rgb)])
 
 
 # ------------------------------------------------------------------ registration

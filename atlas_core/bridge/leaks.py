@@ -1,10 +1,10 @@
 """Entropy leaks: align a clip to its G-code with the TBM, then read anomalies off the warping path (the path
-``analyze_pair`` takes when the clip does not register geometrically, see ``registered.py``).
+``analyze.analyze_pair`` takes when the clip does not register geometrically, see ``registered.py``).
 
 With the clip aligned (``align.dtw_align``), frame i shows planned time pt[i]. The *lag* L[i] = i − (p[i] − p[0])
 counts clip frames the process spent beyond plan so far; it is flat while the process runs as planned and
 rises by one per frame during a stall or a re-trace, by (1 − f) per frame during a slowdown to f × speed.
-A leak is a stretch where L rises by at least ``MIN_EXTRA_S`` of process time (and ``MIN_LEAK_FRAMES``):
+A leak is a stretch where L rises by at least ``LAG_MIN_EXTRA_S`` of process time (and ``MIN_LEAK_FRAMES``):
 
 - kind: ``stall`` when nothing moves in the picture (residual motion energy at the noise floor), ``rework``
   when the observed motion of the lagging stretch repeats the stretch just before it (a re-trace: the same
@@ -24,11 +24,11 @@ import math
 import numpy as np
 
 from .align import dtw_align
-from .features import PlannedTrack, ObservedSeries, build_track, observe_clip, planned_features, planned_grid
-from .report import Leak, LeakReport
+from .features import ObservedSeries, PlannedTrack, planned_features, planned_grid
+from .report import MIN_ANOMALY_S, MIN_LEAK_FRAMES, SCORE_EXTRA_S, Leak, LeakReport, build_report, runs
 
-MIN_EXTRA_S = 1.0  # process seconds a leak must add (the shortest bar anomaly, 3 s at f = 0.7, adds 1.29 s)
-MIN_LEAK_FRAMES = 3  # ... and at least this many frames (at fast rates a frame or two is DTW jitter)
+LAG_MIN_EXTRA_S = 1.0  # process seconds a leak must add to the warping path's lag (the shortest bar anomaly, 3 s
+# at f = 0.7, adds 1.29 s); and at least ``MIN_LEAK_FRAMES`` frames (at fast rates a frame or two is DTW jitter)
 DEBT_MIN = 0.12  # lag slope (frames per frame, smoothed over ±3) that marks a frame as running behind plan
 SMOOTH_FRAMES = 3
 STATIC_FW2_S2 = 3e-5  # residual energy below this = nothing moves (DIS noise floor ~1e-7, a moving head >1e-3)
@@ -43,22 +43,6 @@ PATH_COL = 6  # planned_features column: arcsinh(path length in the step / 2 mm)
 REPEAT_COS = 0.45  # a lagging stretch whose observed motion repeats the stretch before it this well (cos) ...
 REPEAT_MARGIN = 0.18  # ... and this much better than the clip's typical self-similarity at that lag is a re-trace
 RATE_CANDIDATES = tuple(float(k) for k in np.geomspace(0.5, 48.0, 20))  # planned s per clip s, unknown rate
-
-
-def _segments(mask: np.ndarray, max_gap: int = 1) -> list[tuple[int, int]]:
-    """Inclusive [a, b] runs of True, merging gaps of <= max_gap frames."""
-    idx = np.flatnonzero(mask)
-    if idx.size == 0:
-        return []
-    out, a, b = [], idx[0], idx[0]
-    for i in idx[1:]:
-        if i - b <= max_gap + 1:
-            b = i
-        else:
-            out.append((int(a), int(b)))
-            a = b = i
-    out.append((int(a), int(b)))
-    return out
 
 
 def merge_overlapping(leaks: list[Leak]) -> list[Leak]:
@@ -113,16 +97,16 @@ class PairAnalysis:
         return np.arange(len(self.path)) - (self.path - self.path[0]).astype(np.float64)
 
     def timing_leaks(self) -> list[tuple[int, int, float]]:
-        """(a, b, extra_frames) stretches where the lag rises by >= MIN_EXTRA_S of process time."""
+        """(a, b, extra_frames) stretches where the lag rises by >= LAG_MIN_EXTRA_S of process time."""
         lag, n = self.lag(), len(self.path)
-        need = max(float(MIN_LEAK_FRAMES), MIN_EXTRA_S / self.dt)
+        need = max(float(MIN_LEAK_FRAMES), LAG_MIN_EXTRA_S / self.dt)
         # smooth over half the frames a leak must add: at slow rates a mild slowdown's holds are sparse
         w = max(SMOOTH_FRAMES, int(round(need / 2)))
         ahead = lag[np.minimum(np.arange(n) + w, n - 1)] - lag[np.maximum(np.arange(n) - w, 0)]
         span = np.minimum(np.arange(n) + w, n - 1) - np.maximum(np.arange(n) - w, 0)
         debt = ahead / np.maximum(span, 1)
         out = []
-        for a, b in _segments(debt > DEBT_MIN, max_gap=2):
+        for a, b in runs(debt > DEBT_MIN, max_gap=2):
             before = lag[max(0, a - 2 * w):max(1, a)]
             after = lag[min(n - 1, b + 1):min(n, b + 1 + 2 * w)]
             lo = float(np.median(before)) if before.size else float(lag[a])
@@ -212,12 +196,12 @@ class PairAnalysis:
                 excess += float(self.track.kinetic_between_j(at - extra_s, at))
             covered[a:b + 1] = True
             covered[a2:b2 + 1] = True
-            score = float(1.0 - math.exp(-extra_s / MIN_EXTRA_S))
+            score = float(1.0 - math.exp(-extra_s / SCORE_EXTRA_S))
             out.append(Leak(a2 / fps, (b2 + 1) / fps, at, kind, excess, score))
         q = self.erratic_prob() if self.dt <= ERRATIC_MAX_DT_S else np.zeros(len(self.path))
         alpha = self.calibration_j_per_unit(~covered & (q < ERRATIC_PROB))
-        min_len = max(ERRATIC_MIN_FRAMES, int(round(0.6 * 3.0 / self.dt)))
-        for a, b in _segments((q >= ERRATIC_PROB) & ~covered, max_gap=2):
+        min_len = max(ERRATIC_MIN_FRAMES, int(round(0.6 * MIN_ANOMALY_S / self.dt)))
+        for a, b in runs((q >= ERRATIC_PROB) & ~covered, max_gap=2):
             if b - a + 1 < min_len:
                 continue
             sl = slice(a, b + 1)
@@ -250,29 +234,10 @@ class PairAnalysis:
     def report(self) -> LeakReport:
         score = self.alignment_score()
         leaks = self.leaks() if score >= LEAK_MIN_ALIGNMENT else []
-        fps, n = self.obs.fps, len(self.path)
-        offset = self.offset_s(leaks)
         steps = np.diff(self.path, prepend=self.path[0] - 1)
-        t0 = np.r_[offset, self.pt[:-1]]
-        planned_frame_j = self.track.energy_between_j(np.minimum(t0, self.pt), self.pt)
-        hold = np.array([self.track.hold_power_w(t) for t in self.pt[:: max(1, n // 200)]])
-        hold_frame = np.interp(np.arange(n), np.arange(0, n, max(1, n // 200))[:hold.size], hold)
-        observed_frame_j = planned_frame_j + np.where(steps == 0, hold_frame * self.dt, 0.0)
-        win = np.arange(n) // max(1, int(round(fps)))
-        nw = int(win[-1]) + 1
-        w_plan = np.bincount(win, planned_frame_j, nw)
-        w_obs = np.bincount(win, observed_frame_j, nw)
-        for lk in leaks:
-            if lk.kind == "erratic":
-                w = min(int(lk.start_s), nw - 1)
-                w_obs[w] += lk.excess_j
-        return LeakReport(
-            ok=True, offset_s=offset, rate=self.k, alignment_score=score,
-            planned_j=float(self.track.energy_between_j(offset, self.pt[-1])), observed_j=float(w_obs.sum()),
-            leaks=leaks, clip_s=np.arange(n) / fps, planned_s=self.pt, window_clip_s=np.arange(nw, dtype=float),
-            window_planned_j=w_plan, window_observed_j=w_obs,
-            meta={"fps": fps, "frames": n, "alignment": "tbm", "dtw_cost": self.cost,
-                  "machine": self.track.profile.name})
+        return build_report(self.track, self.obs.fps, self.pt, self.offset_s(leaks), leaks,
+                            np.where(steps == 0, self.dt, 0.0), ("erratic",), self.k, score,
+                            {"alignment": "tbm", "dtw_cost": self.cost})
 
 
 def estimate_rate(track: PlannedTrack, obs: ObservedSeries, model, candidates=RATE_CANDIDATES) -> float:
@@ -285,45 +250,3 @@ def estimate_rate(track: PlannedTrack, obs: ObservedSeries, model, candidates=RA
     for half_width in (0.1, 0.025):  # grid step 27 %, then ±10 % and ±2.5 % in 5 steps each
         best = float(min(best * np.geomspace(1 - half_width, 1 + half_width, 5), key=score))
     return best
-
-
-def analyze_pair(track: PlannedTrack, obs: ObservedSeries, model, time_scale: float | None = None,
-                 geometric: bool = True) -> LeakReport:
-    """Geometric registration where the clip's camera is registered to the machine (``registered.py``), else
-    (or with ``geometric=False``: the model's own evaluation) the TBM's latent alignment. The rate, when not
-    given, is estimated by the TBM and refined geometrically."""
-    from .registered import registered_report
-
-    k = time_scale if time_scale is not None else estimate_rate(track, obs, model)
-    rep = registered_report(track, obs, k, refine_rate=time_scale is None) if geometric else None
-    return rep if rep is not None else PairAnalysis(track, obs, model, k).report()
-
-
-def find_leaks(gcode_path, clip_path, *, time_scale: float | None = None, model=None,
-               machine="generic_reprap") -> LeakReport:
-    """Align ``clip_path`` to ``gcode_path`` and report entropy leaks. Never raises for bad input."""
-    from atlas_core.twin.render import TwinInputError, load_plan
-
-    from . import model as tbm
-
-    meta = {"gcode": str(gcode_path), "clip": str(clip_path)}
-    if time_scale is not None and not (isinstance(time_scale, (int, float)) and math.isfinite(time_scale)
-                                       and time_scale > 0):
-        return LeakReport.failure("time scale must be a positive number", **meta)
-    try:
-        mdl = model if isinstance(model, tbm.BridgeModel) else tbm.load(model)
-    except ValueError as exc:
-        return LeakReport.failure(str(exc), **meta)
-    try:
-        moves, profile, _ = load_plan(gcode_path, machine)
-    except TwinInputError as exc:
-        return LeakReport.failure(str(exc), **meta)
-    except OSError as exc:
-        return LeakReport.failure(f"{gcode_path}: {exc.strerror or exc}", **meta)
-    try:
-        obs = observe_clip(clip_path)
-    except (ValueError, OSError) as exc:
-        return LeakReport.failure(f"{clip_path}: {exc}", **meta)
-    rep = analyze_pair(build_track(moves, profile), obs, mdl, time_scale)
-    rep.meta.update(meta, model=str(getattr(mdl, "meta", {}).get("path", model or tbm.DEFAULT_MODEL_PATH)))
-    return rep

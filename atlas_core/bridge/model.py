@@ -94,7 +94,8 @@ def load(path: Path | str | None = None) -> BridgeModel:
     except Exception as exc:  # torch raises many types for a corrupt file
         raise ValueError(f"{path}: not a TBM model file ({type(exc).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a TBM model file (format {blob.get('format') if isinstance(blob, dict) else '?'})")
+        fmt = blob.get("format") if isinstance(blob, dict) else "?"
+        raise ValueError(f"{path}: not a TBM model file (format {fmt})")
     model = BridgeModel(**blob["hparams"])
     try:
         model.load_state_dict(blob["state"])

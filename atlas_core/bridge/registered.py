@@ -6,7 +6,7 @@ behind plan by δ = a − Δτ (stall: δ = a; slowdown to factor φ: δ = (1 �
 - ``rework``: τ jumps back by more than ``JUMP_MIN_S`` (the head returns to re-trace a stretch); the leak lasts
   until τ is back where it left; extra process time = the jump.
 - ``stall`` / ``slowdown``: runs of frames whose progress ratio (Σ Δτ / Σ a over a centred window of about
-  ``SMOOTH_PLANNED_S``) is below ``SLOW_RATIO`` and that add at least ``MIN_EXTRA_S`` of process time over at
+  ``SMOOTH_PLANNED_S``) is below ``SLOW_RATIO`` and that add at least ``TAU_MIN_EXTRA_S`` of process time over at
   least ``MIN_LEAK_FRAMES`` frames; a stall where the head holds (ratio < ``STALL_RATIO`` for at least a
   planned second), a slowdown elsewhere.
 - ``erratic``: runs where at least ``ERRATIC_DENSITY`` of the frames (over ``ERRATIC_WINDOW_S`` planned) have
@@ -21,31 +21,37 @@ the re-traced stretch; erratic motion adds the work of moving the axis masses al
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from atlas_core.gcode.plan import interp_xyz
+
+from .camera import CameraFit, body_axes, fit_camera
 from .features import ObservedSeries, PlannedTrack
-from .geometry import Registration
-from .leaks import _segments as _runs  # inclusive runs of True, short gaps merged
-from .report import Leak, LeakReport
+from .geometry import Registration, register
+from .report import MIN_ANOMALY_S, MIN_LEAK_FRAMES, SCORE_EXTRA_S, Leak, LeakReport, build_report
+from .report import runs as _runs  # inclusive runs of True, short gaps merged
 
 JUMP_MIN_S = 1.0
-MIN_EXTRA_S = 0.25  # process seconds a stall/slowdown must add (a 3-s slowdown at 0.92 × speed adds 0.26 s)
-MIN_LEAK_FRAMES = 3  # ... over at least this many frames (at fast rates jitter can hold τ back a frame or two)
+TAU_MIN_EXTRA_S = 0.25  # process seconds a stall/slowdown must add to the registered time map (a 3-s slowdown at
+# 0.92 × speed adds 0.26 s), over at least ``MIN_LEAK_FRAMES`` frames
 SMOOTH_PLANNED_S = 0.6
 SLOW_RATIO = 0.95  # the registered τ is good to ~5 ms: a 5 % slower process is measurable
 KEEP_PACE = 0.97  # a frame that advanced at least this share of nominal kept pace (trimmed off a run's edges)
 STOP_FRAMES = 3  # a lagging piece next to a stall this short (frames) ...
 STOP_EXTRA_S = 0.5  # ... or adding less than this is the head stopping or restarting: part of the stall
-SCORE_EXTRA_S = 1.0  # leak score 1 − exp(−extra / SCORE_EXTRA_S)
 STALL_RATIO = 0.15
 ERRATIC_PX = 1.0  # a frame strays when a marker sits this far off the plan (normal frames: p99.9 ~0.7 px)
 ERRATIC_WINDOW_S = 1.0  # planned seconds over which the share of stray frames is taken
 ERRATIC_DENSITY = 0.25  # ... and the share that marks jitter (it crosses zero: not every frame strays)
-MIN_ANOMALY_S = 3.0
-MOVING_MM_S = 1.0  # a frame tells the offset when the plan moves the head at least this fast around it
+OFFSET_MOVING_MM_S = 1.0  # a frame tells the offset when the plan moves the head at least this fast around it
 MIN_SCORE = 0.5  # below this registration score the geometric path is not used
+MAX_REPROJECTION_PX = 3.0  # ... nor above this RMS reprojection error of the self-calibrated camera (px): the
+# markers then fit no camera well (a wrong time map or a marker that is not rigid with head or bed)
 RATE_HEADROOM = 2.0  # an unknown rate is first registered at this multiple of the TBM's estimate
+CALIBRATION_ROUNDS = 3  # registrations through successively refitted cameras, at most
+CALIBRATION_SETTLED_PX = 0.25  # a refit that moves no predicted marker by more than this leaves the camera as is
 
 
 def _centred_mean(x: np.ndarray, w: int) -> np.ndarray:
@@ -93,7 +99,7 @@ class RegisteredAnalysis:
         for a, b in _runs(ratio < SLOW_RATIO, max_gap=2):
             for a2, b2, kind in self._split_at_stalls(a, b, p):
                 extra = float(np.sum(self.a - p[a2:b2 + 1]))
-                if extra >= MIN_EXTRA_S and b2 - a2 + 1 >= MIN_LEAK_FRAMES:
+                if extra >= TAU_MIN_EXTRA_S and b2 - a2 + 1 >= MIN_LEAK_FRAMES:
                     out.append((a2, b2, extra, kind))
         return out
 
@@ -178,18 +184,19 @@ class RegisteredAnalysis:
         deficit = np.zeros(self.n)
         p = self.progress(rw)
         spikes = (self.stray_px() > ERRATIC_PX).astype(np.float64)
-        jittery = _centred_mean(spikes, max(5, int(round(ERRATIC_WINDOW_S / self.a)) | 1)) >= ERRATIC_DENSITY
+        win = max(5, int(round(ERRATIC_WINDOW_S / self.a)) | 1)
+        jittery = _centred_mean(spikes, win) >= ERRATIC_DENSITY
         behind = np.cumsum(self.a - p)  # planned seconds behind plan after each frame (re-traces counted apart)
         catch_up = max(3, int(round(1.0 / self.a)))
-        jitter_runs = _runs(jittery, max_gap=2)
+        jitter_runs = _runs(jittery, max_gap=win)
         for a, b, extra, kind in self.slow_runs(p):
             if kind == "slowdown":
                 # a slowdown leaves the process behind for good; jitter or an ambiguous path only makes τ wobble
                 # (ahead, then back): over the run, any jittery stretch it touches and a planned second on, the
                 # lag must persist
-                lo = min([a] + [js for js, je in jitter_runs if js <= b and je >= a])
-                hi = max([b] + [je for js, je in jitter_runs if js <= b and je >= a])
-                if behind[min(self.n - 1, hi + catch_up)] - (behind[lo - 1] if lo else 0.0) < MIN_EXTRA_S:
+                near = [(js, je) for js, je in jitter_runs if js <= b + catch_up and je >= a - catch_up]
+                lo, hi = min([a] + [js for js, _ in near]), max([b] + [je for _, je in near])
+                if behind[min(self.n - 1, hi + catch_up)] - (behind[lo - 1] if lo else 0.0) < TAU_MIN_EXTRA_S:
                     continue
             at = float(self.tau[a])
             out.append(Leak(a / fps, (b + 1) / fps, at, kind, self.track.hold_power_w(at) * extra,
@@ -197,7 +204,7 @@ class RegisteredAnalysis:
             busy[a:b + 1] = True
             deficit[a:b + 1] = self.a - p[a:b + 1]
         min_len = max(3, int(math.ceil(0.6 * MIN_ANOMALY_S / self.a)))
-        for a, b in _runs(jittery & ~busy, max_gap=2):
+        for a, b in _runs(jittery & ~busy, max_gap=win):
             hit = np.flatnonzero(spikes[a:b + 1])
             if hit.size == 0:
                 continue
@@ -212,42 +219,21 @@ class RegisteredAnalysis:
         plan moving (in a wait or with nothing seen, τ is not observable); all frames before it when none do."""
         first = min((int(lk.start_s * self.obs.fps) for lk in leaks), default=self.n)
         f = np.arange(max(1, min(first - 1, self.n)))
-        moving = self.reg.valid[f] & (self.track.motion_mm_s(self.tau[f] - self.a, self.tau[f]) >= MOVING_MM_S)
+        moving = self.reg.valid[f] & (self.track.motion_mm_s(self.tau[f] - self.a, self.tau[f]) >= OFFSET_MOVING_MM_S)
         f = f[moving] if moving.sum() >= 3 else f
         return float(np.median(self.tau[f] - f * self.a))
 
     def report(self) -> LeakReport:
         leaks, deficit = self._leaks_and_deficit()
-        fps, n, tau = self.obs.fps, self.n, self.tau
-        offset = self.offset_s(leaks)
-        mono = np.maximum.accumulate(tau)
-        t_prev = np.r_[offset, mono[:-1]]
-        planned_frame_j = self.track.energy_between_j(np.minimum(t_prev, mono), mono)
-        hold = np.array([self.track.hold_power_w(t) for t in tau[:: max(1, n // 200)]])
-        hold_frame = np.interp(np.arange(n), np.arange(0, n, max(1, n // 200))[:hold.size], hold)
-        observed_frame_j = planned_frame_j + hold_frame * deficit
-        win = np.arange(n) // max(1, int(round(fps)))
-        nw = int(win[-1]) + 1
-        w_plan = np.bincount(win, planned_frame_j, nw)
-        w_obs = np.bincount(win, observed_frame_j, nw)
-        for lk in leaks:
-            if lk.kind in ("rework", "erratic"):
-                w_obs[min(int(lk.start_s), nw - 1)] += lk.excess_j
-        return LeakReport(
-            ok=True, offset_s=offset, rate=self.k, alignment_score=self.reg.score(),
-            planned_j=float(self.track.energy_between_j(offset, mono[-1])), observed_j=float(w_obs.sum()),
-            leaks=leaks, clip_s=np.arange(n) / fps, planned_s=tau, window_clip_s=np.arange(nw, dtype=float),
-            window_planned_j=w_plan, window_observed_j=w_obs,
-            meta={"fps": fps, "frames": n, "alignment": "geometric", "registration_cost": self.reg.cost,
-                  "machine": self.track.profile.name})
+        return build_report(self.track, self.obs.fps, self.tau, self.offset_s(leaks), leaks, deficit,
+                            ("rework", "erratic"), self.k, self.reg.score(),
+                            {"alignment": "geometric", "registration_cost": self.reg.cost})
 
 
 def _rate_from_registration(track: PlannedTrack, cam, marks: np.ndarray, fps: float, k_guess: float) -> float:
     """Rate (planned s per clip s) read off registrations: first at ``RATE_HEADROOM`` × the guess (the plan may
     then advance at any slower rate, so the head is tracked whatever the true rate below that), the median
     advance of the frames that advance; then once more at that rate, from the frames that keep pace."""
-    from .geometry import register
-
     k = k_guess * RATE_HEADROOM
     for lo, hi in ((0.05, RATE_HEADROOM * 1.3), (0.7, 1.3)):
         reg = register(track.t_knots, track.xyz_knots, cam, marks, fps, k)
@@ -261,20 +247,76 @@ def _rate_from_registration(track: PlannedTrack, cam, marks: np.ndarray, fps: fl
     return k
 
 
-def registered_report(track: PlannedTrack, obs: ObservedSeries, time_scale: float,
-                      refine_rate: bool = False) -> LeakReport | None:
-    """The geometric path's report, or None when the clip's markers do not register to this plan (not a
-    registered camera, head unseen, or registration score below ``MIN_SCORE``). ``refine_rate``: the rate is an
-    estimate, measured anew from registrations (``_rate_from_registration``)."""
-    from .geometry import register, twin_camera
+@dataclass
+class SelfCalibration:
+    """The clip's camera fitted from the clip and the plan, and the registration through it."""
 
+    fit: CameraFit
+    reg: Registration
+    markers: np.ndarray  # the markers registered (bed columns NaN where the bed marker was not fitted)
+    rounds: int
+
+    def reprojection_px(self) -> float:
+        """RMS distance (px) of the seen markers from the registered planned path through the camera."""
+        r = self.reg.residual_px[self.reg.valid]
+        pts = np.concatenate([r[:, :2], r[:, 2:]])
+        d2 = np.sum(pts * pts, axis=1)
+        d2 = d2[np.isfinite(d2)]
+        return float(np.sqrt(d2.mean())) if d2.size else float("nan")
+
+
+def self_calibrate(track: PlannedTrack, marks: np.ndarray, fps: float, time_scale: float,
+                   seed_tau_s: np.ndarray) -> SelfCalibration | None:
+    """Camera and registration by alternation: fit the camera (``camera.fit_camera``, RANSAC) to the markers at the
+    planned positions the frames are believed to show (first ``seed_tau_s``, e.g. the TBM's alignment), register
+    the clip through it (``geometry.register``), refit at the registered times, and register again until the
+    refit moves no inlier's predicted marker by more than ``CALIBRATION_SETTLED_PX`` (at most
+    ``CALIBRATION_ROUNDS`` registrations). None when no camera fits or nothing registers."""
+    def fit_at(tau):
+        p = interp_xyz(tau, track.t_knots, track.xyz_knots)
+        return fit_camera(p, marks, body_axes(track.profile.kinematics, track.profile.mechanics.z_moves)), p
+
+    fit, _ = fit_at(seed_tau_s)
+    best = None
+    for r in range(CALIBRATION_ROUNDS):
+        if fit is None:
+            break
+        m = marks if fit.bed else np.column_stack([marks[:, :2], np.full((len(marks), 2), np.nan)])
+        reg = register(track.t_knots, track.xyz_knots, fit.camera, m, fps, time_scale)
+        if reg is None:
+            break
+        best = SelfCalibration(fit, reg, m, r + 1)
+        new, p = fit_at(reg.tau_s)
+        if new is None:
+            break
+        moved = np.abs(new.camera.project(p[new.inliers]) - fit.camera.project(p[new.inliers]))[:, :4 if fit.bed else 2]
+        if new.bed == fit.bed and (not moved.size or float(np.nanmax(moved)) <= CALIBRATION_SETTLED_PX):
+            break
+        fit = new
+    return best
+
+
+def registered_report(track: PlannedTrack, obs: ObservedSeries, time_scale: float, refine_rate: bool = False,
+                      seed_tau_s: np.ndarray | None = None) -> LeakReport | None:
+    """The geometric path's report, or None when the clip's markers do not register to this plan (head unseen, no
+    camera fits, registration score below ``MIN_SCORE`` or reprojection error above ``MAX_REPROJECTION_PX``). The
+    camera is self-calibrated (``self_calibrate``) from ``seed_tau_s``, a first guess of the planned time of each
+    frame. ``refine_rate``: the rate is an estimate, measured anew from registrations through that camera
+    (``_rate_from_registration``)."""
     marks = getattr(obs, "markers", None)
-    if marks is None:
+    if marks is None or seed_tau_s is None:
         return None
-    cam = twin_camera(track.moves, track.profile, (obs.width, obs.height))
+    cal = self_calibrate(track, marks, obs.fps, time_scale, seed_tau_s)
+    if cal is None:
+        return None
     if refine_rate:
-        time_scale = _rate_from_registration(track, cam, marks, obs.fps, time_scale)
-    reg = register(track.t_knots, track.xyz_knots, cam, marks, obs.fps, time_scale)
-    if reg is None or reg.score() < MIN_SCORE:
+        k = _rate_from_registration(track, cal.fit.camera, cal.markers, obs.fps, time_scale)
+        if abs(k - time_scale) > 1e-3 * time_scale:
+            cal = self_calibrate(track, marks, obs.fps, k, cal.reg.tau_s) or cal
+            time_scale = k
+    if cal.reg.score() < MIN_SCORE or not cal.reprojection_px() <= MAX_REPROJECTION_PX:
         return None
-    return RegisteredAnalysis(track, obs, reg, cam).report()
+    rep = RegisteredAnalysis(track, obs, cal.reg, cal.fit.camera).report()
+    rep.meta.update(alignment="calibrated", reprojection_px=cal.reprojection_px(), coverage=float(cal.reg.valid.mean()),
+                    calibration_rounds=cal.rounds, calibration_inliers=cal.fit.inlier_share)
+    return rep

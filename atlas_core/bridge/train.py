@@ -77,7 +77,8 @@ class _Tracks(dict):
         self.machine = machine
 
     def __missing__(self, gcode):
-        from atlas_core.twin.render import load_plan
+        from atlas_core.gcode.plan import load_plan
+
         moves, profile, _ = load_plan(gcode, self.machine)
         self[gcode] = build_track(moves, profile)
         return self[gcode]
@@ -171,7 +172,8 @@ def train(samples: list[Sample], cfg: TrainConfig, tracks=None, log=None):
             opt.step()
             sched.step()
             if log and (step % 100 == 0 or step == cfg.steps - 1):
-                log(f"step {step}: loss {float(loss.detach()):.3f} (nce {float(nce.detach()):.3f}) {time.perf_counter() - t0:.0f} s")
+                log(f"step {step}: loss {float(loss.detach()):.3f} (nce {float(nce.detach()):.3f}) "
+                    f"{time.perf_counter() - t0:.0f} s")
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
@@ -200,7 +202,7 @@ def detection_figures(model, samples: list[Sample], tracks, time_scale_known: bo
                       geometric: bool = False) -> dict:
     """Alignment and detection figures on samples (see evaluate.aggregate): of the model's own alignment, or with
     ``geometric`` of the whole `atlas leaks` path (geometric registration where the clip registers)."""
-    from .leaks import analyze_pair
+    from .analyze import analyze_pair
 
     return aggregate([score_report(analyze_pair(tracks[s.gcode], s.obs, model,
                                                 s.time_scale if time_scale_known else None, geometric=geometric),

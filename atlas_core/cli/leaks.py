@@ -1,7 +1,8 @@
 """`atlas leaks --planned GCODE --observed CLIP [--time-scale K] [--model FILE] [--machine NAME] [--json]`.
 
-Prints one strict-JSON object (``LeakReport.contract``): ok, error, offset_s, rate, alignment_score, planned_j,
-observed_j, leaks[{start_s, end_s, planned_at_s, kind, excess_j, score}]. Exit 0 ok, 1 an input failed
+Prints one strict-JSON object (``LeakReport.record``): ok, error, offset_s, rate, alignment_score, planned_j,
+observed_j, leaks[{start_s, end_s, planned_at_s, kind, excess_j, score}], then alignment ("calibrated" / "geometric"
+/ "tbm"), coverage (share of frames showing the head) and reprojection_px. Exit 0 ok, 1 an input failed
 (unreadable G-code, clip or model), 2 usage error.
 """
 from __future__ import annotations
@@ -36,22 +37,22 @@ def run(args) -> int:
     from atlas_core.gcode.machine import load_profile
 
     if args.time_scale is not None and not (math.isfinite(args.time_scale) and args.time_scale > 0):
-        _emit(LeakReport.failure("--time-scale must be a positive number").contract(), args.json)
+        _emit(LeakReport.failure("--time-scale must be a positive number").record(), args.json)
         return 2
     try:
         profile = load_profile(args.machine)
     except (ValueError, OSError, ValidationError) as exc:
         _emit(LeakReport.failure(f"--machine: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-              .contract(), args.json)
+              .record(), args.json)
         return 2
     for what, path in (("planned", args.planned), ("observed", args.observed)):
         if not Path(path).is_file():
-            _emit(LeakReport.failure(f"{path}: no such file ({what})").contract(), args.json)
+            _emit(LeakReport.failure(f"{path}: no such file ({what})").record(), args.json)
             return 1
     from atlas_core.bridge import find_leaks
 
     rep = find_leaks(args.planned, args.observed, time_scale=args.time_scale, model=args.model, machine=profile)
-    _emit(rep.contract(), args.json)
+    _emit(rep.record(), args.json)
     if not rep.ok:
         print(f"atlas leaks: error: {rep.error}", file=sys.stderr)
     return 0 if rep.ok else 1

@@ -261,7 +261,7 @@ def test_atlas_with_the_real_bridge(tmp_path, numba_warm):
         return
     assert row.status == "ok", row.error
     assert 0.0 <= row.alignment_score <= 1.0
-    assert row.alignment == "geometric"  # the twin's camera registers
+    assert row.alignment == "calibrated"  # the clip registers through its self-calibrated camera
     assert abs(row.offset_s - TRUTH["offset_s"]) <= 0.5
     leaks = store.open_group(Path(storage.uri("atlas")) / "energy_atlas.zarr", "aligned/benchy_twin")
     found = list(zip(leaks.leak_kind.values, leaks.leak_start_s.values, leaks.leak_end_s.values))

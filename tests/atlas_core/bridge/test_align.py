@@ -30,7 +30,8 @@ def _warp(start, segments):
 def test_recovers_offset_and_stall(max_cells):
     plan = _walk(3000)
     truth = _warp(700, [("run", 120), ("stall", 40), ("run", 100), ("slow", 60), ("run", 80)])
-    obs = plan[truth] + np.float32(0.02) * np.random.default_rng(1).normal(size=(len(truth), plan.shape[1])).astype(np.float32)
+    noise = np.random.default_rng(1).normal(size=(len(truth), plan.shape[1])).astype(np.float32)
+    obs = plan[truth] + np.float32(0.02) * noise
     obs /= np.linalg.norm(obs, axis=1, keepdims=True)
     path, cost = dtw_align(obs, plan, max_cells=max_cells)
     assert np.all(np.diff(path) >= 0)

@@ -8,9 +8,9 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from atlas_core.bridge.features import OBS_DIM, PLAN_DIM, build_track, observe_clip, planned_features
-from atlas_core.bridge.leaks import STATIC_FW2_S2
-from atlas_core.gcode.moves import EXTRUDE, TRAVEL, MoveTable
+from atlas_core.bridge.features import OBS_DIM, PLAN_DIM, build_track, observe_clip, planned_features  # noqa: E402
+from atlas_core.bridge.leaks import STATIC_FW2_S2  # noqa: E402
+from atlas_core.gcode.moves import EXTRUDE, TRAVEL, MoveTable  # noqa: E402
 
 FPS, W, H = 30, 320, 180
 

@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("av")
 torch = pytest.importorskip("torch")
 
-from atlas_core.bridge import model as tbm
-from atlas_core.bridge.dataset import render_sample
-from atlas_core.bridge.train import TrainConfig, train
-from atlas_core.cli import main
+from atlas_core.bridge import model as tbm  # noqa: E402
+from atlas_core.bridge.dataset import render_sample  # noqa: E402
+from atlas_core.bridge.train import TrainConfig, train  # noqa: E402
+from atlas_core.cli import main  # noqa: E402
 
 GCODE_DIR = Path(__file__).resolve().parents[3] / "samples" / "gcode"
 FILES = [GCODE_DIR / "prusaslicer-2.5.0_pyramid_marlin2.gcode", GCODE_DIR / "prusaslicer-2.6.1_benchy_relE.gcode"]
