@@ -16,16 +16,16 @@ import numpy as np
 from atlas_core.twin import anomalies as an
 
 from .features import ObservedSeries, PlannedTrack, build_track, observe_clip
+from .report import MIN_ANOMALY_S
 
-ANOMALY_MIN_S = 3.0  # planned seconds (the issue's bar: anomalies of >= 3 s)
-MOVING_MM_S = 5.0  # anomalies are anchored where the head moves at least this fast on average: a stall or a
-# slowdown during a heat-up wait (nothing moves) changes nothing a camera can see
+ANCHOR_MOVING_MM_S = 5.0  # anomalies are anchored where the head moves at least this fast on average: a stall or
+# a slowdown during a heat-up wait (nothing moves) changes nothing a camera can see
 MIN_MOVING_FRACTION = 0.5
 VIEW_STEP_S = 0.25
 IN_VIEW_MIN = 0.9  # share of an anomaly's planned span (± 0.5 s) with the head in view
 LEAD_VISIBLE_S = 1.0  # planned seconds of visible motion a clip must show before its first anomaly
 SLOWDOWN_FACTORS = (0.3, 0.95)  # range of a random slowdown's speed factor (0.95 over 3 s adds 0.16 s)
-DATA_VERSION = 8  # bump when the sampling of clips/anomalies changes (cache key)
+DATA_VERSION = 9  # bump when the sampling of clips/anomalies or the measured markers change (cache key)
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Sample:
 
 
 def random_schedule(rng: np.random.Generator, t0_s: float, span_s: float, n: int, kinds=an.KINDS,
-                    min_s: float = ANOMALY_MIN_S, max_s: float = 8.0, track: PlannedTrack | None = None) -> list[dict]:
+                    min_s: float = MIN_ANOMALY_S, max_s: float = 8.0, track: PlannedTrack | None = None) -> list[dict]:
     """Up to n non-overlapping anomalies anchored in planned [t0 + 5 %, t0 + span − 5 %], >= min_s each, and
     (given the track) only where a camera can see them (``observable``)."""
     out, tries = [], 0
@@ -68,9 +68,9 @@ def random_schedule(rng: np.random.Generator, t0_s: float, span_s: float, n: int
 
 def observable(track: PlannedTrack, t0_s: float, lo_s: float, hi_s: float) -> bool:
     """Whether a camera aimed at the work can see an anomaly over planned [lo, hi] in a clip starting at t0: the
-    head moves (``MOVING_MM_S``) and is in view (``PlannedTrack.in_view``) over it, and the clip shows at least
+    head moves (``ANCHOR_MOVING_MM_S``) and is in view (``PlannedTrack.in_view``) over it, and the clip shows at least
     ``LEAD_VISIBLE_S`` of visible motion before it (else the clip's start cannot be dated)."""
-    if float(track.motion_mm_s(lo_s, hi_s)) < MOVING_MM_S:
+    if float(track.motion_mm_s(lo_s, hi_s)) < ANCHOR_MOVING_MM_S:
         return False
     t = np.arange(lo_s - 0.5, hi_s + 0.5, VIEW_STEP_S)
     if np.mean(track.in_view(t)) < IN_VIEW_MIN:
@@ -81,10 +81,10 @@ def observable(track: PlannedTrack, t0_s: float, lo_s: float, hi_s: float) -> bo
 
 
 def moving_fraction(track: PlannedTrack, t0_s: float, t1_s: float, step_s: float = 1.0) -> float:
-    """Share of 1-s steps in [t0, t1] in which the head moves at >= MOVING_MM_S in view of a camera aimed at the
+    """Share of 1-s steps in [t0, t1] in which the head moves at >= ANCHOR_MOVING_MM_S in view of a camera aimed at the
     work (``PlannedTrack.in_view``)."""
     t = np.arange(t0_s, max(t1_s, t0_s + step_s), step_s)
-    return float(np.mean((track.motion_mm_s(t, t + step_s) >= MOVING_MM_S) & track.in_view(t + step_s / 2)))
+    return float(np.mean((track.motion_mm_s(t, t + step_s) >= ANCHOR_MOVING_MM_S) & track.in_view(t + step_s / 2)))
 
 
 def random_offset(rng: np.random.Generator, track: PlannedTrack, span_s: float, tries: int = 50) -> float:
@@ -125,7 +125,8 @@ def render_sample(gcode: str | Path, rng: np.random.Generator, track: PlannedTra
                   fps: float = 30.0, size=(640, 360), kinds=an.KINDS, machine="generic_reprap",
                   keep_clip: Path | None = None) -> Sample:
     """Render one random twin clip of ``gcode`` and measure it (features + truth)."""
-    from atlas_core.twin.render import load_plan, render_twin
+    from atlas_core.gcode.plan import load_plan
+    from atlas_core.twin.render import render_twin
 
     if track is None:
         moves, profile, _ = load_plan(gcode, machine)
@@ -151,23 +152,70 @@ def render_sample(gcode: str | Path, rng: np.random.Generator, track: PlannedTra
     return Sample(str(gcode), k, offset, obs, src, anomalous, erratic, tdict)
 
 
-def cached_sample(gcode: str | Path, seed: int, cache_dir: str | Path | None = None, clip_s: float = 30.0,
-                  machine: str = "generic_reprap", n_anomalies: int | None = None) -> Sample:
-    """``render_sample`` with a fresh generator seeded by ``seed``, memoised in ``cache_dir`` (pickle, atomic)
-    under a key of the G-code bytes, the arguments and ``DATA_VERSION``."""
-    import hashlib
-    import os
-    import pickle
+SAMPLE_ARRAYS = ("time_s", "feats", "energy_fw2_s2", "markers", "src_s", "anomalous", "erratic")
+
+
+def save_sample(path: str | Path, s: Sample) -> None:
+    """Write a sample as an .npz of plain arrays (its scalars and truth as one strict-JSON string), atomically."""
+    import io
+    import json
 
     from atlas_core.atomic import atomic_write_bytes
 
+    o = s.obs
+    head = {"gcode": s.gcode, "time_scale": s.time_scale, "offset_s": s.offset_s, "truth": s.truth,
+            "fps": o.fps, "width": o.width, "height": o.height, "has_markers": o.markers is not None}
+    arrays = {"time_s": o.time_s, "feats": o.feats, "energy_fw2_s2": o.energy_fw2_s2,
+              "markers": o.markers if o.markers is not None else np.zeros((0, 4)),
+              "src_s": s.src_s, "anomalous": s.anomalous, "erratic": s.erratic}
+    buf = io.BytesIO()
+    np.savez(buf, head=np.array(json.dumps(head, allow_nan=False)), **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_sample(path: str | Path) -> Sample:
+    """Read a sample written by ``save_sample``. Only plain numeric arrays and one JSON string are accepted
+    (``allow_pickle=False``: a planted file cannot run code); ValueError for anything else."""
+    import json
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files") or set(z.files) != {"head", *SAMPLE_ARRAYS}:
+                raise ValueError("not a bridge sample")
+            head = json.loads(str(z["head"]))
+            a = {k: z[k] for k in SAMPLE_ARRAYS}
+    except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a bridge sample: {exc}") from None
+    if not isinstance(head, dict) or any(a[k].dtype.kind not in "fb" for k in SAMPLE_ARRAYS):
+        raise ValueError("not a bridge sample")
+    try:
+        obs = ObservedSeries(float(head["fps"]), a["time_s"], a["feats"], a["energy_fw2_s2"], int(head["width"]),
+                             int(head["height"]), a["markers"] if head["has_markers"] else None)
+        return Sample(str(head["gcode"]), float(head["time_scale"]), float(head["offset_s"]), obs, a["src_s"],
+                      a["anomalous"], a["erratic"], dict(head["truth"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a bridge sample: {exc}") from None
+
+
+def cached_sample(gcode: str | Path, seed: int, cache_dir: str | Path | None = None, clip_s: float = 30.0,
+                  machine: str = "generic_reprap", n_anomalies: int | None = None) -> Sample:
+    """``render_sample`` with a fresh generator seeded by ``seed``, memoised in ``cache_dir`` (``save_sample``'s
+    npz: no pickle, atomic) under a key of the G-code bytes, the arguments and ``DATA_VERSION``. A cache file that
+    is not a sample (damaged, or planted) is rendered anew and replaced."""
+    import hashlib
+    import os
+
     key = hashlib.sha1(Path(gcode).read_bytes()
                        + repr((DATA_VERSION, seed, clip_s, machine, n_anomalies)).encode()).hexdigest()
-    path = Path(cache_dir) / f"{key}.pkl" if cache_dir else None
+    path = Path(cache_dir) / f"{key}.npz" if cache_dir else None
     if path is not None and path.is_file():
-        return pickle.loads(path.read_bytes())
+        try:
+            return load_sample(path)
+        except ValueError:
+            pass
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     s = render_sample(gcode, np.random.default_rng(seed), clip_s=clip_s, n_anomalies=n_anomalies, machine=machine)
     if path is not None:
-        atomic_write_bytes(path, pickle.dumps(s))
+        save_sample(path, s)
     return s
