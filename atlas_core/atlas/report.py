@@ -97,7 +97,8 @@ def leak_rows(rep: LeakReport) -> list[list[str]]:
 
 def _md_table(cols, rows) -> str:
     esc = [[str(c).replace("|", "\\|") for c in r] for r in rows]
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *("| " + " | ".join(r) + " |" for r in esc)])
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+                      *("| " + " | ".join(r) + " |" for r in esc)])
 
 
 def _html_table(cols, rows) -> str:
@@ -128,7 +129,8 @@ def render_html(items: Sequence[tuple[str, LeakReport]], pngs: dict[str, bytes] 
              "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}</style></head><body>",
              "<h1>Energy Atlas: entropy leaks</h1>",
              f"<p>Energies are DC joules; times in clip seconds unless <i>planned</i>. Savings count only where the "
-             f"alignment score ≥ {CONFIDENCE_MIN}.</p>", "<h2>Pairs</h2>", _html_table(SUMMARY_COLS, summary_rows(items))]
+             f"alignment score ≥ {CONFIDENCE_MIN}.</p>", "<h2>Pairs</h2>",
+             _html_table(SUMMARY_COLS, summary_rows(items))]
     for pid, rep in items:
         parts.append(f"<h2>{html.escape(pid)}</h2>")
         if not rep.ok:
