@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--dis-preset", choices=("ultrafast", "fast", "medium"), default=None,
                    help="DIS preset (default fast)")
     p.add_argument("--pose-fps", type=float, default=None, help="pose samples per second (default 1)")
+    p.add_argument("--floor", action="store_true", help="also the floor layer (trajectory, energy per floor cell; "
+                   "see `atlas floor`) in the same decode pass: record key `floor`, maps DIR/<key>.floor.zarr")
     p.set_defaults(func=run)
 
 
@@ -79,7 +81,10 @@ def run(args) -> int:
         for rec in iter_inputs(args.paths, intr):
             if view:
                 view.start(rec.path)
-            res = analyze_clip(rec, cfg, model, status)
+            sink = _floor_sink(rec) if args.floor else None
+            res = analyze_clip(rec, cfg, model, status, frame_sink=sink)
+            if sink:
+                _floor(rec, sink, res, names, args.hdf5)
             if out is not None and res.tensor is not None:
                 _write_tensor(res, args.hdf5, names)
             records.append(res.summary)
@@ -100,6 +105,31 @@ def run(args) -> int:
     if view:
         view.table(records)
     return 0 if records and all(r["ok"] for r in records) else 1
+
+
+def _floor_sink(rec):
+    from atlas_core.floor.analyze import FloorSink
+    from atlas_core.floor.vo import FloorConfig
+
+    return FloorSink(rec, None, FloorConfig())
+
+
+def _floor(rec, sink, res, names, hdf5: bool) -> None:
+    """The floor layer's record (and map, with --out) from the frames the sink saw; a failure fails the clip."""
+    from atlas_core.floor.analyze import floor_from_sink
+
+    fres = floor_from_sink(rec, sink, res, sink.cfg)
+    if names is not None and fres.map is not None:
+        name = names.claim((res.summary.get("key") or res.path) + ".floor") + (".h5" if hdf5 else ".zarr")
+        fres.summary["map_path"] = str(names.path(name))
+        try:
+            fres.map.summary = fres.summary
+            (fres.map.to_hdf5 if hdf5 else fres.map.to_zarr)(names.path(name))
+        except Exception as exc:
+            fres.summary.update(ok=False, error=f"writing {name}: {type(exc).__name__}: {exc}"[:300], map_path=None)
+    res.summary["floor"] = fres.summary
+    if res.ok and not fres.ok:
+        res.summary.update(ok=False, error=f"floor: {fres.error}")
 
 
 def _shown(path: str) -> str:

@@ -113,16 +113,58 @@ def analyze_floor(source, camera: Camera | None = None, cfg: FloorConfig | None 
     return FloorResult(rec.path, True, None, summary, fmap)
 
 
+class FloorSink:
+    """Frame consumer for `atlas_core.video.analyze_clip(..., frame_sink=...)`: the VO on the calorimeter's own
+    flow frames (one decode pass for both; frames at the calorimeter's flow width and rate)."""
+
+    def __init__(self, rec: ClipRecord, camera: Camera | None, cfg: FloorConfig):
+        self.rec, self.camera, self.cfg = rec, camera, cfg
+        self.tracker, self.cam, self.warnings = None, None, []
+
+    def __call__(self, item) -> None:
+        t, gray = item
+        if self.tracker is None:
+            h, w = gray.shape
+            self.cam = _camera(self.rec, self.camera, w, h, self.warnings)
+            self.tracker = FloorTracker(self.cam, self.cfg)
+        self.tracker.step(t, gray)
+
+
+def floor_from_sink(rec: ClipRecord, sink: FloorSink, clip: ClipResult, cfg: FloorConfig) -> FloorResult:
+    """The floor result of a clip whose frames went through `sink` during the calorimeter's decode."""
+    summary = base_record(rec, cfg)
+    summary["warnings"] += sink.warnings
+    try:
+        if not clip.ok:
+            raise ValueError(f"calorimeter: {clip.error}")
+        if sink.tracker is None:
+            raise ValueError("no decodable video frames")
+        fmap = _finish(clip, sink.tracker, sink.cam, cfg, summary)
+    except Exception as exc:
+        summary["error"] = one_line(exc)
+        return FloorResult(rec.path, False, summary["error"], summary)
+    summary.update(ok=True, error=None)
+    fmap.summary = summary
+    return FloorResult(rec.path, True, None, summary, fmap)
+
+
 def _analyze(rec, camera, cfg, calorimeter, clip, summary) -> FloorMap:
     if clip is None:
         clip = analyze_clip(rec, calorimeter or CalorimeterConfig(), None, NO_POSE)
     if not clip.ok:
         raise ValueError(f"calorimeter: {clip.error}")
+    summary.update(frames=int(clip.summary["frames"]))
+    if summary["frames"] < MIN_FRAMES:
+        raise ValueError(f"clip too short for visual odometry: {summary['frames']} frame(s), at least {MIN_FRAMES}")
+    tracker, _, cam, _ = track_clip(rec, camera, cfg, summary["warnings"])
+    return _finish(clip, tracker, cam, cfg, summary)
+
+
+def _finish(clip: ClipResult, tracker: FloorTracker, cam: Camera, cfg: FloorConfig, summary: dict) -> FloorMap:
     duration = float(clip.summary["duration_s"])
     summary.update(duration_s=duration, frames=int(clip.summary["frames"]))
     if summary["frames"] < MIN_FRAMES:
         raise ValueError(f"clip too short for visual odometry: {summary['frames']} frame(s), at least {MIN_FRAMES}")
-    tracker, _, cam, _ = track_clip(rec, camera, cfg, summary["warnings"])
     traj = tracker.finish(duration)
     summary["camera"] = {"model": cam.model, "source": cam.source, "hfov_deg": round(cam.hfov_deg(), 2)}
     if not any(traj.tracked):

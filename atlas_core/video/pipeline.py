@@ -186,11 +186,12 @@ def _check_time(time_s: float, frames: int) -> None:
 
 
 def analyze_clip(source, config: CalorimeterConfig | None = None, pose_model=None,
-                 pose_status: PoseStatus | None = None) -> ClipResult:
+                 pose_status: PoseStatus | None = None, frame_sink=None) -> ClipResult:
     """Analyse one clip (a ClipRecord, a path, or an open binary file). Never raises for a bad clip.
 
     Pass `pose_model`/`pose_status` from pose.load_model(config) to share one model across clips; if both are
-    None the model is loaded here.
+    None the model is loaded here. `frame_sink((time_s, gray))`, if given, also receives every flow frame (on its
+    own thread, same decode pass: the floor layer's visual odometry).
     """
     cfg = (config or CalorimeterConfig()).validate()
     if pose_model is None and pose_status is None:
@@ -203,7 +204,7 @@ def analyze_clip(source, config: CalorimeterConfig | None = None, pose_model=Non
         return ClipResult(rec.path, False, rec.error, summary)
     t0 = time.perf_counter()
     try:
-        tensor = _analyze(rec, cfg, pose_model, summary)
+        tensor = _analyze(rec, cfg, pose_model, summary, frame_sink)
     except Exception as exc:
         summary["error"] = one_line(exc)
         summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
@@ -214,13 +215,16 @@ def analyze_clip(source, config: CalorimeterConfig | None = None, pose_model=Non
     return ClipResult(rec.path, True, None, summary, tensor)
 
 
-def _decode(container, stream, cfg: CalorimeterConfig, flow: _FlowState, pose, summary: dict):
+def _decode(container, stream, cfg: CalorimeterConfig, flow: _FlowState, pose, summary: dict, sink=None):
     """Decode the clip into the flow (and pose) workers; (first StreamInfo or None, frames, last frame time s)."""
     flow_w = _Worker(flow, cfg.queue_frames)
     pose_w = _Worker(pose, 2 * cfg.resolved_pose_batch()) if pose else None
+    sink_w = _Worker(sink, cfg.queue_frames) if sink else None
     flow_w.start()
     if pose_w:
         pose_w.start()
+    if sink_w:
+        sink_w.start()
     infos: list[StreamInfo] = []
 
     def hook(info: StreamInfo) -> None:
@@ -236,6 +240,8 @@ def _decode(container, stream, cfg: CalorimeterConfig, flow: _FlowState, pose, s
             last_t = fr.time_s
             if fr.gray is not None:
                 flow_w.put((fr.time_s, fr.gray))
+                if sink_w:
+                    sink_w.put((fr.time_s, fr.gray))
             if pose_w and fr.rgb is not None:
                 pose_w.put((fr.time_s, fr.rgb))
     except av.error.FFmpegError as exc:
@@ -247,12 +253,14 @@ def _decode(container, stream, cfg: CalorimeterConfig, flow: _FlowState, pose, s
         flow_w.finish()
         if pose_w:
             pose_w.finish()
+        if sink_w:
+            sink_w.finish()
     if pose:
         pose.flush()
     return (infos[0] if infos else None), frames, last_t
 
 
-def _analyze(rec: ClipRecord, cfg: CalorimeterConfig, pose_model, summary: dict) -> ActivityTensor:
+def _analyze(rec: ClipRecord, cfg: CalorimeterConfig, pose_model, summary: dict, sink=None) -> ActivityTensor:
     src = rec.open()
     container = None
     try:
@@ -262,7 +270,7 @@ def _analyze(rec: ClipRecord, cfg: CalorimeterConfig, pose_model, summary: dict)
             raise ValueError(f"not a readable video (truncated or corrupt?): {one_line(exc)}") from None
         flow = _FlowState(cfg, rec.intrinsics)
         pose = _PoseState(pose_model, cfg) if pose_model is not None else None
-        info, frames, last_t = _decode(container, stream, cfg, flow, pose, summary)
+        info, frames, last_t = _decode(container, stream, cfg, flow, pose, summary, sink)
     finally:
         if container is not None:
             container.close()

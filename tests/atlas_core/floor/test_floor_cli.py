@@ -89,3 +89,14 @@ def test_bad_intrinsics_file_exit_2(walks, tmp_path, change, capsys):
     assert main(["floor", str(walks["still"]["clip"]), "--intrinsics", str(f)]) == 2
     err = capsys.readouterr().err
     assert "--intrinsics" in err and len(err.strip().splitlines()) == 1
+
+
+def test_video_floor_one_decode_pass(walks, tmp_path, capsys):
+    f = tmp_path / "cam.json"
+    f.write_text(json.dumps(render.EGO_FISHEYE))
+    rc = main(["video", str(walks["straight"]["clip"]), "--floor", "--json", "--intrinsics", str(f)])
+    (r,) = _records(capsys.readouterr().out)
+    assert rc == 0 and r["ok"] and r["floor"]["ok"], r
+    truth = render.truth(walks["straight"]["poses"])["path_length_m"]
+    assert abs(r["floor"]["path_length_m"] - truth) <= 0.15 * truth
+    assert r["floor"]["energy_j"] == pytest.approx(r["kcal"] * 4184, rel=1e-3)
