@@ -1,7 +1,8 @@
-"""bgcode decoder: reference conversions, hand-packed MeatPack, and corrupt-file errors.
+"""bgcode decoder: shipped G-code encoded by an independent encoder, hand-packed MeatPack, corrupt files.
 
-Synthetic files are built here from the spec (prusa3d/libbgcode doc/specifications.md); the
-expected ASCII follows the layout of libbgcode's ``*_ref.gcode`` conversions.
+Files are built by tests/bgcode_writer.py from the spec (prusa3d/libbgcode doc/specifications.md); the
+expected ASCII follows the layout of libbgcode's ``*_ref.gcode`` conversions.  The byte-for-byte checks
+against Prusa's own conversions (../shared/samples/bgcode, from libbgcode tests/data) are extra cases.
 """
 from __future__ import annotations
 
@@ -9,41 +10,28 @@ import io
 import struct
 import zlib
 
-import heatshrink2
 import pytest
 
 from atlas_core.gcode.bgcode import decode_bgcode, iter_bgcode_gcode, tidy_meatpack_text, unpack_meatpack
 from atlas_core.gcode.reader import GcodeReadError
+from tests.bgcode_writer import (
+    PYRAMID,
+    PYRAMID_META,
+    PYRAMID_THUMBS,
+    encode_bgcode,
+    expected_ascii,
+    expected_gcode,
+    shared_extra,
+)
+from tests.bgcode_writer import block as _block
+from tests.bgcode_writer import compress as _compress
+from tests.bgcode_writer import file_bytes as _file
 
 PAIRS = [("mini_cube_b.bgcode", "mini_cube_b_ref.gcode"), ("mini_cube_ps2.8.1.bgcode", "mini_cube_ps2.8.1_ref.gcode")]
 
 
-def _sample(samples_dir, name):
-    path = samples_dir / "bgcode" / name
-    if not path.is_file():
-        pytest.skip(f"bgcode sample {path} not present")
-    return path.read_bytes()
-
-
-def _compress(data: bytes, compression: int) -> bytes:
-    if compression == 1:
-        return zlib.compress(data)
-    if compression in (2, 3):
-        return heatshrink2.compress(data, window_sz2=9 + compression, lookahead_sz2=4)
-    return data
-
-
-def _block(kind: int, params: bytes, data: bytes, compression: int = 0, crc: bool = True) -> bytes:
-    packed = _compress(data, compression)
-    head = struct.pack("<HHI", kind, compression, len(data))
-    if compression:
-        head += struct.pack("<I", len(packed))
-    body = head + params + packed
-    return body + (struct.pack("<I", zlib.crc32(body)) if crc else b"")
-
-
-def _file(blocks: list[bytes], crc: bool = True, version: int = 1) -> bytes:
-    return b"GCDE" + struct.pack("<IH", version, 1 if crc else 0) + b"".join(blocks)
+def _sample(name: str) -> bytes:
+    return shared_extra("bgcode", name).read_bytes()
 
 
 def _synthetic(compression: int = 0, crc: bool = True) -> bytes:
@@ -74,8 +62,8 @@ SYNTHETIC_ASCII = (
 
 
 @pytest.mark.parametrize("bg_name,ref_name", PAIRS)
-def test_reference_conversion_line_for_line(samples_dir, bg_name, ref_name):
-    data, ref = _sample(samples_dir, bg_name), _sample(samples_dir, ref_name)
+def test_reference_conversion_line_for_line_extra(bg_name, ref_name):
+    data, ref = _sample(bg_name), _sample(ref_name)
     out = decode_bgcode(data)
     got_lines, ref_lines = out.gcode.split(b"\n"), ref.split(b"\n")
     first_diff = next((i for i, (a, b) in enumerate(zip(got_lines, ref_lines)) if a != b), None)
@@ -85,14 +73,51 @@ def test_reference_conversion_line_for_line(samples_dir, bg_name, ref_name):
     assert out.thumbnails == ref.count(b" begin ")
 
 
-def test_reference_metadata_tables(samples_dir):
-    out = decode_bgcode(_sample(samples_dir, "mini_cube_b.bgcode"))
-    ref = _sample(samples_dir, "mini_cube_b_ref.gcode").decode()
+def test_reference_metadata_tables_extra():
+    out = decode_bgcode(_sample("mini_cube_b.bgcode"))
+    ref = _sample("mini_cube_b_ref.gcode").decode()
     assert out.metadata["file"] == {"Producer": "PrusaSlicer 2.6.0"}
     assert out.metadata["printer"]["printer_model"] == "MINI"
     assert out.metadata["print"]["estimated printing time (normal mode)"] == "32m 6s"
     assert f"; bed_shape = {out.metadata['slicer']['bed_shape']}\n" in ref
     assert "; bed_shape = 0x0,180x0,180x180,0x180\n" in ref
+
+
+@pytest.mark.parametrize("encoding", [0, 1, 2])
+@pytest.mark.parametrize("compression", [0, 1, 2, 3])
+@pytest.mark.parametrize("cut_lines", [True, False])
+def test_shipped_gcode_every_compression_and_encoding(compression, encoding, cut_lines):
+    """The shipped pyramid G-code, encoded in 4 kB G-code blocks (cut after a newline or mid-line).
+
+    Expected text (tests/bgcode_writer.expected_gcode): encoding 0 gives the file byte for byte;
+    MeatPack (1, 2) loses empty and bare ``;`` lines, G lines come back with their words separated by
+    one space (blanks before a kept comment are gone), M/T lines keep their spaces, and encoding 1
+    drops every comment.  Metadata and thumbnails are rendered as in libbgcode's ``*_ref.gcode``.
+    """
+    text = PYRAMID.read_bytes()
+    data = encode_bgcode(text, compression, encoding, PYRAMID_META, PYRAMID_THUMBS, block_bytes=4096,
+                         cut_lines=cut_lines)
+    out = decode_bgcode(data)
+    assert out.gcode == expected_ascii(text, encoding, PYRAMID_META, PYRAMID_THUMBS)
+    assert b"".join(iter_bgcode_gcode(io.BytesIO(data), with_metadata=False)) == expected_gcode(text, encoding)
+    assert out.metadata["print"] == PYRAMID_META["print"] and out.thumbnails == len(PYRAMID_THUMBS)
+    if encoding == 0:
+        assert expected_gcode(text, 0) == text
+    else:
+        assert b"G1 X" in out.gcode and (b"; external perimeters extrusion width" in out.gcode) == (encoding == 2)
+
+
+def test_crc_mismatch_in_encoded_shipped_file():
+    data = bytearray(encode_bgcode(PYRAMID.read_bytes(), 2, 1, PYRAMID_META))
+    index, (offset, kind) = next((i, b) for i, b in enumerate(_block_offsets(bytes(data))) if b[1] == 1)
+    data[offset + 12 + 2 + 100] ^= 0x01  # a byte of the first G-code block's compressed data
+    msg = _one_line_error(bytes(data))
+    assert "CRC32 mismatch" in msg and f"block {index} (gcode) at byte {offset}" in msg
+
+
+def test_truncated_encoded_shipped_file():
+    data = encode_bgcode(PYRAMID.read_bytes(), 3, 2, PYRAMID_META)
+    assert "truncated" in _one_line_error(data[: len(data) // 2])
 
 
 @pytest.mark.parametrize("compression", [0, 1, 2, 3])
@@ -166,8 +191,8 @@ def _block_offsets(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def test_crc_mismatch_in_real_sample(samples_dir, tmp_path):
-    data = bytearray(_sample(samples_dir, "mini_cube_ps2.8.1.bgcode"))
+def test_crc_mismatch_in_real_sample(tmp_path):
+    data = bytearray(_sample("mini_cube_ps2.8.1.bgcode"))
     index, (offset, kind) = next((i, b) for i, b in enumerate(_block_offsets(bytes(data))) if b[1] == 1)
     data[offset + 12 + 2 + 100] ^= 0x01  # a byte of the first G-code block's compressed data
     path = tmp_path / "flipped.bgcode"
@@ -189,8 +214,8 @@ def test_truncated_file(cut):
     assert "truncated" in msg
 
 
-def test_truncated_real_sample(samples_dir):
-    data = _sample(samples_dir, "mini_cube_b.bgcode")
+def test_truncated_real_sample_extra():
+    data = _sample("mini_cube_b.bgcode")
     assert "truncated" in _one_line_error(data[: len(data) // 2])
 
 
