@@ -20,10 +20,10 @@ import zlib
 from pathlib import Path
 
 import heatshrink2
-import pytest
+
+from tests.conftest import shared_sample
 
 FILE_METADATA, GCODE, SLICER_METADATA, PRINTER_METADATA, PRINT_METADATA, THUMBNAIL = range(6)
-SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 SHIPPED_GCODE = Path(__file__).resolve().parents[1] / "samples" / "gcode"
 _NO_SPACES_TABLE = b"0123456789.E\nGX"
 _CODE = {c: i for i, c in enumerate(_NO_SPACES_TABLE)}
@@ -31,11 +31,8 @@ BASE64_ROW_CHARS = 78  # thumbnail rows in PrusaSlicer's ASCII output
 
 
 def shared_extra(*parts: str) -> Path:
-    """A file under ../shared/samples for an extra case; skips when the clone has no ../shared."""
-    path = SHARED_SAMPLES.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"extra case: needs ../shared/samples ({'/'.join(parts)} not present)")
-    return path
+    """A file under ../shared/samples for an extra case; skips (as a shared-only extra) without it."""
+    return shared_sample(*parts)
 
 
 def compress(data: bytes, compression: int) -> bytes:
