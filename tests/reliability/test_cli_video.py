@@ -22,6 +22,7 @@ pytest.importorskip("cv2", reason="video extras not installed (pip install -e '.
 
 from atlas_core.cli import main  # noqa: E402
 from tests.atlas_core.video import synth  # noqa: E402
+from tests.peak_rss import RUN_CLI, split_peak  # noqa: E402
 from tests.strict_json import loads_strict  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,20 +31,15 @@ MAX_RSS_MB = 1500  # the whole batch, decoder and flow included (a hostile input
 MAX_BATCH_S = 300
 GOOD_META = {"factory_id": "factory_001", "worker_id": "worker_001", "duration_sec": 1.5, "width": 160,
              "height": 96, "fps": 30.0}
-RUNNER = ("import resource, sys\nfrom atlas_core.cli import main\ntry:\n    rc = main(sys.argv[1:])\nfinally:\n"
-          "    print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-          "sys.exit(rc)\n")
 
 
 def run_cli(args, timeout=MAX_BATCH_S, env=None):
     """(exit code, stdout, stderr without the RSS line, peak RSS MB, seconds) of `atlas video ARGS` in a child."""
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-c", RUNNER, "video", *map(str, args)], cwd=REPO, capture_output=True,
+    p = subprocess.run([sys.executable, "-c", RUN_CLI, "video", *map(str, args)], cwd=REPO, capture_output=True,
                        text=True, timeout=timeout, env={**os.environ, **(env or {})})
-    lines = p.stderr.splitlines()
-    rss = [int(x.split()[1]) for x in lines if x.startswith("MAXRSS_KB ")]
-    err = "\n".join(x for x in lines if not x.startswith("MAXRSS_KB "))
-    return p.returncode, p.stdout, err, (rss[0] / 1024 if rss else None), time.monotonic() - t0
+    err, peak = split_peak(p.stderr)
+    return p.returncode, p.stdout, err.rstrip("\n"), (peak / 2**20 if peak else None), time.monotonic() - t0
 
 
 def records(stdout: str) -> list[dict]:
