@@ -40,8 +40,9 @@ def register(sub) -> None:
 
 
 def _files(paths) -> list[Path]:
+    """The G-code files under ``paths`` (a folder holding none, or one that cannot be searched, adds nothing)."""
     from .gcode import expand
-    return [Path(f) for f in expand(paths)]
+    return [Path(f) for f, error in expand(paths) if error is None]
 
 
 def _fail(msg: str, code: int) -> int:
