@@ -73,6 +73,14 @@ def redact_obj(obj: Any) -> Any:
     return obj
 
 
+RECORD_TEXT_FIELDS = ("path", "error", "warnings")  # the fields of a CLI record that carry untrusted text
+
+
+def redact_record(record: dict) -> dict:
+    """``record`` with its path, error and warnings redacted (a remote error body may echo a credential)."""
+    return record | {k: redact_obj(record[k]) for k in RECORD_TEXT_FIELDS if k in record}
+
+
 def one_line_error(exc: BaseException | str, max_chars: int = ERROR_CHARS) -> str:
     """``Type: message`` (or the text) on one line, redacted first, then cut to ``max_chars``."""
     if isinstance(exc, BaseException):

@@ -16,6 +16,8 @@ import math
 import sys
 from pathlib import Path
 
+from atlas_core.redact import redact_record
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("floor", help="floor layer: trajectory and energy per floor cell from head-worn video",
@@ -94,6 +96,7 @@ def run(args) -> int:
     names = OutputNames(out, default="clip", basename=False) if out is not None else None
     for rec in iter_inputs(args.paths):
         res = analyze_floor(rec, camera, cfg)
+        res.summary.update(redact_record(res.summary))  # before anything is written
         if out is not None and res.map is not None:
             _write_map(res, args.hdf5, names)
         records.append(res.summary)

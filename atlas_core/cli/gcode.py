@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from atlas_core.redact import redact, redact_record
+
 GCODE_SUFFIXES = (".gcode", ".gco", ".g", ".gc", ".nc", ".bgcode", ".gcode.gz", ".gco.gz", ".g.gz")
 STEM_SUFFIXES = (*GCODE_SUFFIXES, ".bgcode.gz", ".gz")  # removed from input names to make output stems
 ENERGY_COLUMNS = ("kinetic", "hotend", "bed", "material", "electronics", "total")
@@ -96,7 +98,7 @@ def _write_outputs(res, names, stem: str, fmt: str, record: dict) -> None:
 def _failed(path: str, error: str) -> dict:
     from atlas_core.gcode.pipeline import GcodeResult
 
-    return GcodeResult(path=path, ok=False, error=error).summary()
+    return redact_record(GcodeResult(path=path, ok=False, error=error).summary())
 
 
 def _analyze_one(path: str, options, names, stem: str | None, fmt: str, warnings: list[str]) -> dict:
@@ -108,12 +110,12 @@ def _analyze_one(path: str, options, names, stem: str | None, fmt: str, warnings
     except Exception as exc:  # noqa: BLE001 - one bad input must not cost the batch
         return _failed(path, f"internal error: {_one_line(exc)}") | {"stem": stem}
     res.warnings[:0] = warnings
-    record = res.summary() | {"stem": stem}
+    record = redact_record(res.summary() | {"stem": stem})
     if res.ok and names is not None:
         try:
             _write_outputs(res, names, stem, fmt, record)
         except Exception as exc:  # noqa: BLE001 - a write failure fails this input only
-            record |= {"ok": False, "error": f"writing outputs failed: {_one_line(exc)}"}
+            record |= {"ok": False, "error": redact(f"writing outputs failed: {_one_line(exc)}")}
     res.grid = None  # free memory before the next file
     return record
 

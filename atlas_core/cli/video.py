@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from atlas_core.redact import redact_record
+
 MOTION_HELP = "motion_energy is in fw^2/s^2: mean squared image speed, fw = frame widths (resolution-independent)"
 
 
@@ -83,6 +85,7 @@ def run(args) -> int:
                 view.start(rec.path)
             sink = _floor_sink(rec) if args.floor else None
             res = analyze_clip(rec, cfg, model, status, frame_sink=sink)
+            res.summary.update(redact_record(res.summary))  # before anything is written
             if sink:
                 _floor(rec, sink, res, names, args.hdf5)
             if out is not None and res.tensor is not None:
