@@ -80,7 +80,8 @@ def power_spike_alerts(t_start_s, t_end_s, total_j, limit_w: float, source: str 
             peak = max(peak, p[i])
             continue
         if start is not None:
-            alerts.append(Alert("power_spike", source, float(t0[start]), float(t1[prev]), float(peak), float(limit_w), "W"))
+            alerts.append(Alert("power_spike", source, float(t0[start]), float(t1[prev]), float(peak),
+                                float(limit_w), "W"))
         start = prev = i
         peak = p[i]
     if start is not None:

@@ -40,7 +40,8 @@ class FakeBridge:
         w = np.arange(0.0, CLIP_S, 1.0)
         planned = np.full(w.size, PLANNED_W * 1.0)
         observed = planned.copy()
-        leaks = [Leak(a["start_s"], a["end_s"], a["planned_at_s"], a["kind"], a["excess_j"], 0.9) for a in TRUTH["anomalies"]]
+        leaks = [Leak(a["start_s"], a["end_s"], a["planned_at_s"], a["kind"], a["excess_j"], 0.9)
+                 for a in TRUTH["anomalies"]]
         for lk in leaks:
             sel = (w >= lk.start_s) & (w < lk.end_s)
             observed[sel] += lk.excess_j / sel.sum()
@@ -169,7 +170,8 @@ pairs:
 def test_missing_manifest_fails_the_run(tmp_path, fake):
     storage = AtlasStorage(root=str(tmp_path / "store"))
     res = dg.materialize([A.energy_atlas], resources={"storage": storage}, raise_on_error=False,
-                         run_config=dg.RunConfig({"energy_atlas": A.EnergyAtlasConfig(pairs=str(tmp_path / "no.yaml"))}))
+                         run_config=dg.RunConfig(
+                             {"energy_atlas": A.EnergyAtlasConfig(pairs=str(tmp_path / "no.yaml"))}))
     assert not res.success
 
 
@@ -194,7 +196,8 @@ def test_bridge_model_trains_commits_and_feeds_the_atlas(tmp_path, monkeypatch, 
     storage = AtlasStorage(root=str(tmp_path / "store"))
     cfg = {"bridge_model": A.BridgeModelConfig(gcode_folder=str(folder), seed=7, tiny=True)}
     res = _run([A.bridge_model], storage, cfg)
-    assert calls == [(["prusaslicer-2.5.0_pyramid_marlin2.gcode"], {"seed": 7, "tiny": True})]  # Cura and a 500-line excerpt excluded
+    # Cura and a 500-line excerpt excluded
+    assert calls == [(["prusaslicer-2.5.0_pyramid_marlin2.gcode"], {"seed": 7, "tiny": True})]
     md = _md(res, "bridge_model")
     assert md["top1_retrieval"].value == 0.75 and md["offset_err_s_max"].value == 0.9
     checks = {c.check_name: c.passed for c in res.get_asset_check_evaluations()}

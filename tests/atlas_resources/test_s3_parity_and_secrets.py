@@ -53,7 +53,8 @@ def test_s3_env_resources_hold_no_secrets(s3_env, monkeypatch, caplog, tmp_path)
     store = res["storage"]
     commit = store.commit_dataset("gcode/b000/v", make_dataset(), "h1", {"files": 1})
     texts = [repr(r) + str(r) + json.dumps(r.model_dump()) for r in res.values()]
-    texts += [json.dumps(commit.as_metadata()), json.dumps(store.describe()), json.dumps(store.read_manifest("gcode/b000/v"))]
+    texts += [json.dumps(commit.as_metadata()), json.dumps(store.describe()),
+              json.dumps(store.read_manifest("gcode/b000/v"))]
     texts += [json.dumps(res["compute"].model_copy(update={"device": "cpu"}).describe()), caplog.text]
     for text in texts:
         for secret in SECRETS:

@@ -13,7 +13,8 @@ from atlas_core.bridge.report import Leak, LeakReport
 
 def ok_report() -> LeakReport:
     return LeakReport(ok=True, offset_s=300.0, rate=20.0, alignment_score=0.82, planned_j=4000.0, observed_j=9800.0,
-                      leaks=[Leak(6.0, 9.0, 420.0, "stall", 3435.07, 0.93), Leak(26.0, 30.0, 760.0, "slowdown", 2281.7, 0.71)],
+                      leaks=[Leak(6.0, 9.0, 420.0, "stall", 3435.07, 0.93),
+                             Leak(26.0, 30.0, 760.0, "slowdown", 2281.7, 0.71)],
                       window_clip_s=np.arange(0.0, 32.0, 2.0), window_planned_j=np.full(16, 400.0),
                       window_observed_j=np.full(16, 500.0))
 

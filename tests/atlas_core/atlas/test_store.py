@@ -38,7 +38,8 @@ def test_round_trip_units_and_voxels(tmp_path: Path):
     root = tmp_path / "atlas.zarr"
     grid = planned_grid()
     tensor = ActivityTensor(np.ones((3, 2, 2), np.float16),
-                            {"time_s": np.arange(3.0), "jerk_fw_s3": np.array([1.0, 2.0, 3.0]), "activity": np.zeros(3)})
+                            {"time_s": np.arange(3.0), "jerk_fw_s3": np.array([1.0, 2.0, 3.0]),
+                             "activity": np.zeros(3)})
     assert store.write_group(root, "planned", "job", store.planned_dataset(grid), "h-p", {"gcode_path": "a.gcode"})
     assert store.write_group(root, "observed", "job", store.observed_dataset(tensor.to_xarray()), "h-o")
     aligned = store.aligned_dataset(report(), grid)
