@@ -7,6 +7,8 @@ import pytest
 
 from atlas_core.video import CalorimeterConfig, analyze_clip
 
+from tests.conftest import shared_sample
+
 from . import synth
 
 CFG = CalorimeterConfig(pose_weights="/nonexistent/weights.pt")
@@ -77,25 +79,22 @@ def test_misnamed_container_is_probed_by_content(tmp_path):
 
 # ---- extra cases on real clips from ../shared/samples/video (skipped without them) ----
 
-def _clip(samples_dir, name):
-    p = samples_dir / "video" / name
-    if not p.is_file():
-        pytest.skip(f"sample {p} not found")
-    return p
+def _clip(name):
+    return shared_sample("video", name)  # skips as a shared-only extra case without ../shared
 
 
-def test_extra_real_walking_clip_is_mostly_locomotion(samples_dir):
-    r = analyze_clip(_clip(samples_dir, "hawor_ego_kitchen_1080p_hevc.mp4"), CFG)
+def test_extra_real_walking_clip_is_mostly_locomotion():
+    r = analyze_clip(_clip("hawor_ego_kitchen_1080p_hevc.mp4"), CFG)
     assert r.ok, r.error
     s = r.summary
     assert (s["width"], s["height"], s["codec"], s["frames"]) == (1920, 1080, "hevc", 121)
     assert s["activity_s"]["locomotion"] > 0.5 * s["duration_s"]
 
 
-def test_extra_real_scene_still_frame_is_mostly_idle(samples_dir, tmp_path):
+def test_extra_real_scene_still_frame_is_mostly_idle(tmp_path):
     import av
 
-    src = _clip(samples_dir, "hawor_ego_kitchen_1080p_h264.mp4")
+    src = _clip("hawor_ego_kitchen_1080p_h264.mp4")
     with av.open(str(src)) as c:
         still = next(c.decode(video=0)).reformat(width=960, height=540, format="gray").to_ndarray().astype(np.float32)
     rng = np.random.default_rng(0)
@@ -105,25 +104,25 @@ def test_extra_real_scene_still_frame_is_mostly_idle(samples_dir, tmp_path):
     assert s["ok"] and s["idle_fraction"] > 0.5, s["activity_s"]
 
 
-def test_extra_real_h264_and_hevc_agree_within_5_percent(samples_dir):
-    a = analyze_clip(_clip(samples_dir, "hawor_ego_kitchen_1080p_h264.mp4"), CFG).summary
-    b = analyze_clip(_clip(samples_dir, "hawor_ego_kitchen_1080p_hevc.mp4"), CFG).summary
+def test_extra_real_h264_and_hevc_agree_within_5_percent():
+    a = analyze_clip(_clip("hawor_ego_kitchen_1080p_h264.mp4"), CFG).summary
+    b = analyze_clip(_clip("hawor_ego_kitchen_1080p_hevc.mp4"), CFG).summary
     for key in ("residual_mean", "hands_mean", "ego_speed_mean_fw_s"):
         assert b["motion_energy"][key] == pytest.approx(a["motion_energy"][key], rel=0.05), key
     for key in ("met_mean", "kcal", "ego_speed_px_s_mean"):
         assert b[key] == pytest.approx(a[key], rel=0.05), key
 
 
-def test_extra_real_misnamed_container(samples_dir):
-    s = analyze_clip(_clip(samples_dir, "openpose_street_dance_720p50.avi"), CFG).summary
+def test_extra_real_misnamed_container():
+    s = analyze_clip(_clip("openpose_street_dance_720p50.avi"), CFG).summary
     assert s["ok"] and s["fps"] == 50.0 and s["frames"] == 205 and "mp4" in s["container"]
 
 
-def test_extra_real_fisheye_clip_with_intrinsics(samples_dir):
+def test_extra_real_fisheye_clip_with_intrinsics():
     from atlas_core.video import FisheyeIntrinsics
     from atlas_core.video.sources import clip_record
 
-    rec = clip_record(str(_clip(samples_dir, "egoblur_aria_fisheye_table_hevc.mp4")))
+    rec = clip_record(str(_clip("egoblur_aria_fisheye_table_hevc.mp4")))
     rec.intrinsics = FisheyeIntrinsics.from_dict({"model": "fisheye", "image_width": 2560, "image_height": 1920,
                                                   "fx": 1220.0, "fy": 1220.0, "cx": 1280.0, "cy": 960.0,
                                                   "k1": -0.1166, "k2": -0.0236, "k3": 0.0694, "k4": -0.0463})
