@@ -95,3 +95,28 @@ class OutputNames:
         if os.path.realpath(target.parent) != os.path.realpath(self.root):
             raise ValueError(f"refusing to write outside the output folder: {name[:80]!r}")
         return target
+
+
+def shown_path(path: str) -> str:
+    """``path`` as it may appear in a one-line message: itself, or its truncated repr when odd or long."""
+    from atlas_core.safe_load import short
+
+    return short(path)[1:-1] if not path.isprintable() or len(path) > 120 else path
+
+
+def writable_out_dir(path: str | None) -> Path | None:
+    """--out DIR, created and checked to be writable before any input runs (ValueError, one line, otherwise)."""
+    if not path:
+        return None
+    import tempfile
+
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".atlas-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:  # PermissionError, NotADirectoryError, FileExistsError, read-only file system, ...
+        why = exc.strerror or type(exc).__name__
+        raise ValueError(f"--out {shown_path(path)}: cannot write there ({why})") from None
+    return out

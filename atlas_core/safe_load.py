@@ -53,25 +53,37 @@ def _one_line(text: str, max_chars: int = 200) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
-def read_bounded(path: str | os.PathLike, *, max_bytes: int, what: str | None = None) -> bytes:
-    """The bytes of regular file ``path`` (at most ``max_bytes``); :class:`BoundedLoadError` otherwise.
+class NotRegularFileError(BoundedLoadError):
+    """A FIFO, device (``/dev/zero``), directory or socket where a regular file was expected."""
+
+
+def open_regular(path: str | os.PathLike, what: str | None = None):
+    """``path`` opened for binary reading if it is a regular file; :class:`NotRegularFileError` otherwise.
 
     Opening with ``O_NONBLOCK`` keeps a FIFO without writer from blocking the open; ``fstat`` on the open
-    descriptor (not the name, which could be swapped) then refuses anything but a regular file.
+    descriptor (not the name, which could be swapped) then refuses anything but a regular file. An ``OSError``
+    of the open itself (missing file, permissions) propagates.
     """
-    what = what or _one_line(os.fspath(path))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise BoundedLoadError(f"{what}: cannot open ({exc.strerror or exc})") from None
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         regular = stat.S_ISREG(os.fstat(fd).st_mode)
     except OSError:
         regular = False
     if not regular:
         os.close(fd)
-        raise BoundedLoadError(f"{what}: not a regular file")
-    with os.fdopen(fd, "rb") as fh:
+        raise NotRegularFileError(f"{what or _one_line(os.fspath(path))}: not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def read_bounded(path: str | os.PathLike, *, max_bytes: int, what: str | None = None) -> bytes:
+    """The bytes of regular file ``path`` (at most ``max_bytes``, see :func:`open_regular`);
+    :class:`BoundedLoadError` otherwise."""
+    what = what or _one_line(os.fspath(path))
+    try:
+        fh = open_regular(path, what)
+    except OSError as exc:
+        raise BoundedLoadError(f"{what}: cannot open ({exc.strerror or exc})") from None
+    with fh:
         try:
             data = fh.read(max_bytes + 1)
         except OSError as exc:

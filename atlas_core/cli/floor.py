@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
+from atlas_core.outputs import shown_path as _shown
+from atlas_core.outputs import writable_out_dir as _out_dir
 from atlas_core.redact import redact_record
 
 
@@ -39,10 +40,6 @@ def _usage(msg: str) -> int:
     return 2
 
 
-def _shown(path: str) -> str:
-    from atlas_core.safe_load import short
-
-    return short(path)[1:-1] if not path.isprintable() or len(path) > 120 else path
 
 
 def _camera(path: str | None):
@@ -58,21 +55,6 @@ def _camera(path: str | None):
         raise ValueError(f"--intrinsics {_shown(path)}: {exc}") from None
 
 
-def _out_dir(path: str | None) -> Path | None:
-    if not path:
-        return None
-    import os
-    import tempfile
-
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".atlas-probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ValueError(f"--out {_shown(path)}: cannot write there ({exc.strerror or type(exc).__name__})") from None
-    return out
 
 
 def run(args) -> int:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from atlas_core.outputs import shown_path as _shown
+from atlas_core.outputs import writable_out_dir as _out_dir
 from atlas_core.redact import redact_record
 
 MOTION_HELP = "motion_energy is in fw^2/s^2: mean squared image speed, fw = frame widths (resolution-independent)"
@@ -135,10 +136,6 @@ def _floor(rec, sink, res, names, hdf5: bool) -> None:
         res.summary.update(ok=False, error=f"floor: {fres.error}")
 
 
-def _shown(path: str) -> str:
-    from atlas_core.safe_load import short
-
-    return short(path)[1:-1] if not path.isprintable() or len(path) > 120 else path
 
 
 def _intrinsics(path: str | None, cls):
@@ -154,22 +151,6 @@ def _intrinsics(path: str | None, cls):
         raise ValueError(f"--intrinsics {_shown(path)}: {exc}") from None
 
 
-def _out_dir(path: str | None) -> Path | None:
-    """--out DIR, created and checked to be writable before any clip runs (ValueError, one line, otherwise)."""
-    if not path:
-        return None
-    import os
-    import tempfile
-
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".atlas-probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:  # PermissionError, NotADirectoryError, FileExistsError, read-only file system, ...
-        raise ValueError(f"--out {_shown(path)}: cannot write there ({exc.strerror or type(exc).__name__})") from None
-    return out
 
 
 def _write_tensor(res, hdf5: bool, names) -> None:

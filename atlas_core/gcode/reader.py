@@ -15,7 +15,6 @@ import codecs
 import gzip
 import logging
 import os
-import stat
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from typing import BinaryIO, Literal
 
 from atlas_core.gcode import bgcode as _bgcode
 from atlas_core.gcode.errors import GcodeReadError
+from atlas_core.safe_load import NotRegularFileError, open_regular
 
 __all__ = ["DecodedGcode", "GcodeReadError", "detect_format", "iter_gcode_chunks", "open_decoded", "open_gcode",
            "read_gcode_bytes", "read_head_tail"]
@@ -78,17 +78,11 @@ def open_gcode(src: Source) -> Iterator[BinaryIO]:
 def _open_regular(path: str) -> BinaryIO:
     """Open a local *regular* file; a FIFO, device (``/dev/zero``), directory or socket is refused.
 
-    ``O_NONBLOCK`` keeps the open of a FIFO without writer from blocking; the type is checked with ``fstat``
-    on the open descriptor, so the name cannot be swapped in between."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    (:func:`atlas_core.safe_load.open_regular`: O_NONBLOCK open, type checked on the descriptor)."""
     try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
-    except OSError:
-        regular = False
-    if not regular:
-        os.close(fd)
-        raise GcodeReadError(f"{path}: not a regular file")
-    return os.fdopen(fd, "rb")
+        return open_regular(path)
+    except NotRegularFileError:
+        raise GcodeReadError(f"{path}: not a regular file") from None
 
 
 class _Replay:
